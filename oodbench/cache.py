@@ -1,0 +1,98 @@
+"""Decode once: one uint8 tensor file per (dataset, geometric preprocessing), shared by every model.
+
+The file is a plain `.npy` array N×3×S×S (rows aligned with the manifest), memory-mapped by the
+predict jobs, so a batch is a contiguous slice and nothing is decoded twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from oodbench.preprocessing import load_image
+
+log = logging.getLogger(__name__)
+
+
+class _ImageFiles:
+    """Map-style dataset for DataLoader workers: index → uint8 tensor."""
+
+    def __init__(self, paths: list[Path], geometry: dict):
+        self.paths = paths
+        self.geometry = geometry
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        return index, load_image(self.paths[index], self.geometry)
+
+
+def _worker_init(_):
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def build_cache(
+    image_paths: list[Path],
+    geometry: dict,
+    out_path: Path,
+    workers: int = 1,
+    chunk: int = 64,
+    progress=None,
+) -> float:
+    """Write the cache atomically; returns images/s. Fails naming the first undecodable file."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    crop = geometry["crop"]
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f"{out_path.name}.tmp-{os.getpid()}")
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(image_paths), 3, crop, crop))
+    loader = DataLoader(
+        _ImageFiles(image_paths, geometry),
+        batch_size=chunk,
+        num_workers=max(0, workers) if len(image_paths) > chunk else 0,
+        worker_init_fn=_worker_init,
+        collate_fn=_stack,
+    )
+    start = time.perf_counter()
+    try:
+        with torch.inference_mode():
+            for indices, batch in _with_progress(loader, len(image_paths), chunk, progress):
+                array[indices[0] : indices[-1] + 1] = batch
+        array.flush()
+        del array
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    elapsed = time.perf_counter() - start
+    return len(image_paths) / max(elapsed, 1e-9)
+
+
+def _stack(items):
+    import torch
+
+    indices = [i for i, _ in items]
+    return indices, torch.stack([t for _, t in items]).numpy()
+
+
+def _with_progress(loader, total, chunk, progress):
+    if progress is None:
+        yield from loader
+        return
+    with progress(total=total, unit="img", mininterval=5) as bar:
+        for item in loader:
+            yield item
+            bar.update(len(item[0]))
+
+
+def open_cache(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r")

@@ -1,0 +1,1 @@
+"""Model registry: config entries → (preprocessing cfg, torch model). Import-light."""

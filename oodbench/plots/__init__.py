@@ -1,0 +1,1 @@
+"""Figures; each module renders from the tidy tables, never from raw logits."""

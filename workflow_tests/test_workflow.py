@@ -1,0 +1,147 @@
+"""Whole-workflow tests: real Snakemake, real HDF5, the fixture model with known logits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake, snakemake_cmd, write_config
+
+pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("workflow")]
+
+
+def score_value(workdir: Path, dataset: str, resolution: str, metric: str, subset: str = "all") -> float:
+    table = pd.read_csv(workdir / f"results/scores/fixture/{dataset}/{resolution}.csv", dtype={"resolution": str})
+    row = table[(table.metric == metric) & (table.subset == subset)]
+    assert len(row) == 1, (metric, subset, table)
+    return float(row.value.iloc[0])
+
+
+def test_full_config_dry_run_lists_the_predict_grid(tmp_path):
+    """config.yaml builds its DAG without data; checkpoint models only warn in a dry-run."""
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for entry in config["datasets"].values():
+        entry["enabled"] = True
+        entry["kind"] = "prepared"  # no data needed: the DAG is what is tested
+    write_config(tmp_path, config)
+    result = run_snakemake(tmp_path, "-n", "--quiet", "rules", "--resources", "gpu=4")
+    assert result.returncode == 0, result.output
+    n_models, n_res = len(config["models"]), len(config["resolutions"])
+    expected = n_models * len(config["datasets"]) * n_res
+    assert f"predict {expected}" in " ".join(result.output.split()), result.output[-3000:]
+    assert "lack" not in result.output or "dry-run only" in result.output
+
+
+def test_single_figure_target_dry_run(workdir):
+    result = run_snakemake(workdir, "results/figures/accuracy_vs_resolution.pdf", "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "plot_accuracy_vs_resolution 1" in flat
+    assert "predict 4" in flat
+
+
+def test_bad_config_fails_naming_the_key(workdir):
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["models"]["fixture"]["batch_sise"] = 3
+    write_config(workdir, config, "bad.yaml")
+    result = run_snakemake(workdir, "-n", configfile="bad.yaml")
+    assert result.returncode != 0
+    assert "batch_sise" in result.output
+
+    config["models"]["fixture"].pop("batch_sise")
+    config["resolutions"] = ["default", "224px"]
+    write_config(workdir, config, "bad2.yaml")
+    result = run_snakemake(workdir, "-n", configfile="bad2.yaml")
+    assert result.returncode != 0
+    assert "224px" in result.output
+
+
+def test_missing_checkpoint_stops_before_any_job(workdir):
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["models"]["ckpt"] = {
+        "loader": "checkpoint", "timm": "resnet18", "checkpoint": "weights/nowhere.pth", "group": "x",
+    }
+    write_config(workdir, config)
+    result = run_snakemake(workdir)
+    assert result.returncode != 0
+    assert "weights/nowhere.pth" in result.output
+    assert not (workdir / "results").exists()
+    dry = run_snakemake(workdir, "-n")
+    assert dry.returncode == 0, dry.output
+    assert "weights/nowhere.pth" in dry.output
+
+
+def test_run_gives_exact_scores_and_is_incremental(workdir):
+    result = run_snakemake(workdir)
+    assert result.returncode == 0, result.output
+
+    for resolution in ("default", "24"):
+        assert score_value(workdir, "fx_plain", resolution, "top1") == pytest.approx(4 / 6)
+        assert score_value(workdir, "fx_frames", resolution, "pm0") == 1.0
+        assert score_value(workdir, "fx_frames", resolution, "pm1") == 1.0
+        assert score_value(workdir, "fx_frames", resolution, "pm2") == 0.5
+        assert score_value(workdir, "fx_frames", resolution, "top1") == pytest.approx(9 / 10)
+
+    with h5py.File(workdir / "results/predictions/fixture/fx_plain/24.h5") as h5:
+        assert h5["logits"].dtype == "float16" and h5["logits"].shape == (6, 1000)
+        assert [s.decode() for s in h5["image_id"][...]] == [f"fx_plain-{i}" for i in range(6)]
+        assert h5["logits"][0].argmax() == 10 and h5["logits"][5].argmax() == 24
+        for key in ("model", "weights_digest", "preprocessing", "manifest_digest", "versions", "device", "dtype", "images_per_s"):
+            assert key in h5.attrs, key
+    metrics = pd.read_csv(workdir / "results/metrics.csv")
+    assert set(metrics.columns) >= {"model", "dataset", "resolution", "metric", "subset", "value", "n", "group", "params"}
+    assert (metrics.group == "fixture").all()
+    assert (workdir / "results/figures/accuracy_vs_resolution.png").stat().st_size > 1000
+    assert not list((workdir / "results").rglob("*.npy")), "the uint8 caches are temporary"
+
+    again = run_snakemake(workdir)
+    assert again.returncode == 0 and "Nothing to be done" in again.output, again.output
+
+    # Snakemake ignores a bare touch of a small input whose checksum it recorded; a re-prepared
+    # dataset changes its manifest, which must rerun that dataset's jobs and nothing else.
+    manifest = workdir / "data/fx_frames/manifest.csv"
+    frame = pd.read_csv(manifest)
+    frame.loc[frame.frame_offset == 2, "label"] = 0
+    frame.to_csv(manifest, index=False)
+    rerun = run_snakemake(workdir, "-n", "--quiet", "rules")
+    flat = " ".join(rerun.output.split())
+    assert "predict 2" in flat and "score 2" in flat and "cache_images" in flat, rerun.output
+    assert "fx_plain" not in rerun.output
+
+
+def test_killed_predict_leaves_nothing_complete_and_rerun_finishes(workdir):
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["models"]["fixture"]["factory_args"] = {"sleep_s": 3.0}
+    config["datasets"].pop("fx_frames")
+    config["resolutions"] = ["default"]
+    write_config(workdir, config)
+    out = workdir / "results/predictions/fixture/fx_plain/default.h5"
+    proc = subprocess.Popen(
+        snakemake_cmd(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, OODBENCH_GPU_LOCK_DIR=str(workdir / ".gpu-locks")), start_new_session=True,
+    )
+    log = workdir / "logs/predict/fixture/fx_plain/default.log"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (log.exists() and "model fixture" in log.read_text()):
+        time.sleep(0.5)
+    time.sleep(2.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "a killed predict job must not leave its output"
+    leftovers = list(out.parent.glob("*.tmp-*")) if out.parent.exists() else []
+    assert all(".tmp-" in p.name for p in leftovers)
+
+    result = run_snakemake(workdir, "--rerun-incomplete")
+    assert result.returncode == 0, result.output
+    with h5py.File(out) as h5:
+        assert h5["logits"].shape == (6, 1000)
