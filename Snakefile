@@ -21,11 +21,15 @@ include: "rules/datasets.smk"
 include: "rules/inference.smk"
 include: "rules/scoring.smk"
 include: "rules/figures.smk"
+include: "rules/analysis.smk"
+include: "rules/synthetic.smk"
+include: "rules/finetune.smk"
 
 
 localrules:
     all,
     metrics_table,
+    merge_results,
 
 
 rule all:

@@ -16,6 +16,8 @@ import numpy as np
 from oodbench.preprocessing import load_image
 
 log = logging.getLogger(__name__)
+# Starting worker processes costs ~1-2 s each (fork + imports): below this, decode in-process.
+MIN_IMAGES_PER_WORKER_POOL = 1000
 
 
 class _ImageFiles:
@@ -50,6 +52,9 @@ def build_cache(
     import torch
     from torch.utils.data import DataLoader
 
+    # uint8 decode/resize kernels are fastest single-threaded (measured: 800 vs 160-300 img/s
+    # with 2 intra-op threads on 2 cores); parallelism comes from worker processes instead.
+    torch.set_num_threads(1)
     crop = geometry["crop"]
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +63,7 @@ def build_cache(
     loader = DataLoader(
         _ImageFiles(image_paths, geometry),
         batch_size=chunk,
-        num_workers=max(0, workers) if len(image_paths) > chunk else 0,
+        num_workers=max(0, workers) if len(image_paths) >= MIN_IMAGES_PER_WORKER_POOL else 0,
         worker_init_fn=_worker_init,
         collate_fn=_stack,
     )

@@ -136,6 +136,23 @@ def score(
     write_csv_atomically(table, out_path)
 
 
+def corruption_errors(*, corrupted_path: str, clean_path: str | None, out_path: str, alexnet: str) -> None:
+    """CE per corruption and mCE (Hendrycks & Dietterich), normalised by AlexNet's errors;
+    relative CE/mCE too when the clean dataset's top-1 is given."""
+    from oodbench.datasets.imagenet_c import corruption_error_rows
+
+    scores = pd.read_csv(corrupted_path, dtype={"resolution": str, "subset": str})
+    clean_top1 = None
+    if clean_path is not None:
+        clean = pd.read_csv(clean_path, dtype={"subset": str})
+        clean_top1 = float(clean.query("metric == 'top1' and subset == 'all'")["value"].iloc[0])
+    rows = corruption_error_rows(scores, clean_top1, alexnet=alexnet)
+    first = scores.iloc[0]
+    for column in ("resolution", "dataset", "model"):
+        rows.insert(0, column, first[column])
+    write_csv_atomically(rows[SCORE_COLUMNS], out_path)
+
+
 def write_csv_atomically(frame: pd.DataFrame, out_path: str) -> None:
     import os
 

@@ -19,18 +19,32 @@ def enabled(entries: dict | None) -> dict:
     return {name: entry for name, entry in (entries or {}).items() if entry.get("enabled", True)}
 
 
-def model_resolutions(config: dict, model: str) -> list[str]:
+def model_resolutions(config: dict, model: str, dataset: str | None = None) -> list[str]:
+    """A model's resolutions, narrowed by the dataset's own list when it has one (the synthetic
+    sets are read at one resolution; a FixRes model only at its own)."""
     entry = config["models"][model]
-    return [str(r) for r in entry.get("resolutions", config.get("resolutions", ["default"]))]
+    resolutions = [str(r) for r in entry.get("resolutions", config.get("resolutions", ["default"]))]
+    if dataset is not None and "resolutions" in config["datasets"][dataset]:
+        wanted = {str(r) for r in config["datasets"][dataset]["resolutions"]}
+        if "fixres_of" in entry:  # a FixRes model is evaluated at its resolution on every dataset
+            return resolutions
+        resolutions = [r for r in resolutions if r in wanted]
+    return resolutions
+
+
+def dataset_models(config: dict, dataset: str) -> list[str]:
+    models = enabled(config.get("models"))
+    wanted = config["datasets"][dataset].get("models")
+    return [m for m in models if wanted is None or m in wanted or models[m].get("fixres_of") in wanted]
 
 
 def prediction_grid(config: dict) -> list[tuple[str, str, str]]:
     """(model, dataset, resolution) for every logits file the config asks for."""
     return [
         (model, dataset, resolution)
-        for model in enabled(config.get("models"))
         for dataset in enabled(config.get("datasets"))
-        for resolution in model_resolutions(config, model)
+        for model in dataset_models(config, dataset)
+        for resolution in model_resolutions(config, model, dataset)
     ]
 
 
@@ -79,6 +93,7 @@ def missing_checkpoints(config: dict, models=None) -> dict[str, str]:
     for name, entry in enabled(config.get("models")).items():
         if models is not None and name not in models:
             continue
-        if entry.get("checkpoint") and not Path(entry["checkpoint"]).is_file():
+        produced_by_the_dag = "fixres_of" in entry
+        if entry.get("checkpoint") and not produced_by_the_dag and not Path(entry["checkpoint"]).is_file():
             missing[name] = f"models.{name}.checkpoint: {entry['checkpoint']} does not exist; {checkpoint_hint(entry)}"
     return missing

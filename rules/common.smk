@@ -5,18 +5,44 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from oodbench import plan
+from oodbench.finetune import settings as fixres_settings
 from oodbench.models.registry import ModelLoadError
+from oodbench.synthetic import workflow as synthetic_workflow
 
 validate(config, schema="../schemas/config.schema.yaml")
 
 # HDF5's file locks fail on NFS/Lustre (h5py#1082); jobs inherit this, local or under SLURM.
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
+# FixRes models (`<model>+fixres<r>`) are checkpoint models on the finetune rule's output.
+FIXRES_PAIRS = fixres_settings.fixres_pairs(config)
+FIXRES_MODELS = fixres_settings.fixres_entries(config)
+config["models"].update(FIXRES_MODELS)
+
 MODELS = plan.enabled(config.get("models"))
+BASE_MODELS = [m for m in MODELS if m not in FIXRES_MODELS]
 DATASETS = plan.enabled(config.get("datasets"))
 DEMO_DATASETS = [name for name, d in DATASETS.items() if d["kind"].startswith("demo_")]
+CORRUPTION_DATASETS = [
+    name
+    for name, d in DATASETS.items()
+    if d["kind"] in ("imagenet_c", "imagenet_c_generated", "demo_corrupted")
+]
 GRID = plan.prediction_grid(config)
 MISSING_CHECKPOINTS = plan.missing_checkpoints(config)
+WARNED_CHECKPOINTS = set()
+SYNTHETIC = config.get("synthetic", {})
+FIXRES_FIGURES = [
+    "fig4_fixres_robustness",
+    "fig10_fixres_all",
+    "fig11_accuracy_vs_resolution_fixres",
+]
+ANALYSIS_FIGURES = [
+    "fig1_metric_correlation",
+    "fig2_transfer_robustness",
+    "fig7a_residual_pca",
+    "fig8_informativeness",
+]
 
 
 def _alternatives(names):
@@ -28,6 +54,7 @@ wildcard_constraints:
     model=_alternatives(MODELS),
     dataset=_alternatives(DATASETS),
     demo_dataset=_alternatives(DEMO_DATASETS),
+    corruption_dataset=_alternatives(CORRUPTION_DATASETS),
     resolution=r"default|\d+",
     prep=r"\d+c\d+r-(bicubic|bilinear|nearest)-(tensor|pil)(-b\d+)?",
 
@@ -47,12 +74,55 @@ def get_final_outputs():
         dataset=[g[1] for g in GRID],
         resolution=[g[2] for g in GRID],
     )
+    outputs += get_corruption_error_scores(None)
     outputs.append("results/metrics.csv")
     if config.get("figures", {}).get("accuracy_vs_resolution", True) and GRID:
         outputs += expand(
             "results/figures/accuracy_vs_resolution.{ext}", ext=["pdf", "png"]
         )
+    if FIXRES_PAIRS:
+        outputs += expand(
+            "results/figures/{figure}.{ext}", figure=FIXRES_FIGURES, ext=["pdf", "png"]
+        )
+    if SYNTHETIC:
+        outputs += synthetic_workflow.figure_outputs()
+    if config.get("analysis") is not None or config.get("external_results"):
+        outputs += expand(
+            "results/figures/{figure}.{ext}",
+            figure=ANALYSIS_FIGURES,
+            ext=["pdf", "png"],
+        )
+        outputs.append("results/analysis/regression.json")
     return outputs
+
+
+def get_external_tables(wildcards):
+    return [entry["path"] for entry in config.get("external_results", [])]
+
+
+def get_corruption_error_scores(wildcards):
+    """mCE rows per (model, resolution) of every corruption dataset."""
+    return [
+        f"results/scores/{model}/{dataset}/{resolution}.mce.csv"
+        for model, dataset, resolution in GRID
+        if dataset in CORRUPTION_DATASETS
+    ]
+
+
+def get_clean_scores(wildcards):
+    """The clean dataset's scores give relative mCE; none configured → plain mCE only."""
+    clean = DATASETS[wildcards.corruption_dataset].get("clean_dataset")
+    if clean is None:
+        return []
+    if clean not in DATASETS:
+        raise WorkflowError(
+            f"datasets.{wildcards.corruption_dataset}.clean_dataset: {clean!r} is not an enabled dataset"
+        )
+    return [f"results/scores/{wildcards.model}/{clean}/{wildcards.resolution}.csv"]
+
+
+def get_alexnet_errors(wildcards):
+    return DATASETS[wildcards.corruption_dataset].get("alexnet", "precise")
 
 
 def get_dataset_kind(wildcards):
@@ -74,18 +144,22 @@ def get_cache(wildcards):
 
 
 def get_checkpoint(wildcards):
-    """The checkpoint file is an input (edits rerun predict); a missing one stops the run
+    return checkpoint_input(wildcards.model)
+
+
+def checkpoint_input(model):
+    """The checkpoint file is an input (edits rerun its jobs); a missing one stops the run
     before any job starts, except in a dry-run, which only warns so the grid can be listed.
     """
-    entry = MODELS[wildcards.model]
+    entry = config["models"][model]
     if not entry.get("checkpoint"):
         return []
-    if wildcards.model not in MISSING_CHECKPOINTS:
+    if model not in MISSING_CHECKPOINTS:
         return [entry["checkpoint"]]
     if workflow.dryrun:
-        logger.warning(
-            f"oodbench (dry-run only): {MISSING_CHECKPOINTS[wildcards.model]}"
-        )
+        if model not in WARNED_CHECKPOINTS:
+            WARNED_CHECKPOINTS.add(model)
+            logger.warning(f"oodbench (dry-run only): {MISSING_CHECKPOINTS[model]}")
         return []
     raise WorkflowError(
         f"{len(MISSING_CHECKPOINTS)} requested model(s) lack their checkpoint file:\n  "
@@ -112,13 +186,14 @@ def get_predict_params(wildcards):
 
 
 def get_all_scores(wildcards):
-    return expand(
+    scores = expand(
         "results/scores/{model}/{dataset}/{resolution}.csv",
         zip,
         model=[g[0] for g in GRID],
         dataset=[g[1] for g in GRID],
         resolution=[g[2] for g in GRID],
     )
+    return scores + get_corruption_error_scores(wildcards)
 
 
 def get_all_logits(wildcards):
@@ -137,3 +212,73 @@ def get_default_crops():
 
 def lookup_config(path, default):
     return lookup(dpath=path, within=config, default=default)
+
+
+# --- FixRes (rules/finetune.smk) -------------------------------------------------------
+
+
+def get_fixres_pair(wildcards):
+    pair = (wildcards.model, int(wildcards.res))
+    if pair not in FIXRES_PAIRS:
+        raise WorkflowError(
+            f"{wildcards.model}+fixres{wildcards.res} is not requested: add the model to "
+            "fixres.models and the resolution to fixres.resolutions"
+        )
+    return pair
+
+
+def get_fixres_train_manifest(wildcards):
+    get_fixres_pair(wildcards)
+    return f"data/{fixres_settings.fixres_block(config)['train_dataset']}/manifest.csv"
+
+
+def get_fixres_base_checkpoint(wildcards):
+    return checkpoint_input(wildcards.model)
+
+
+def get_fixres_base_entry(wildcards):
+    return config["models"][wildcards.model]
+
+
+def get_fixres_settings(wildcards):
+    get_fixres_pair(wildcards)
+    out = fixres_settings.model_fixres_settings(config, wildcards.model)
+    out["schedule"] = fixres_settings.model_schedule(config, wildcards.model).to_dict()
+    return out
+
+
+def get_fixres_plot_models():
+    return BASE_MODELS
+
+
+# --- synthetic factor-of-variation sets (rules/synthetic.smk) ----------------------------
+
+
+def get_synthetic_object_inputs(wildcards):
+    return synthetic_workflow.object_inputs(SYNTHETIC)
+
+
+def get_synthetic_background_inputs(wildcards):
+    return synthetic_workflow.background_inputs(SYNTHETIC)
+
+
+def get_synthetic_num_shards(wildcards):
+    return synthetic_workflow.num_shards(SYNTHETIC)
+
+
+def get_synthetic_shards(wildcards):
+    return synthetic_workflow.shard_dirs(SYNTHETIC, wildcards.factor)
+
+
+def get_synthetic_analysis_manifest(wildcards):
+    return synthetic_workflow.analysis_manifest(wildcards.variant)
+
+
+def get_synthetic_analysis_logits(wildcards):
+    return sorted(
+        synthetic_workflow.analysis_logits(SYNTHETIC, wildcards.variant).values()
+    )
+
+
+def get_synthetic_analysis_logits_by_model(wildcards):
+    return synthetic_workflow.analysis_logits(SYNTHETIC, wildcards.variant)

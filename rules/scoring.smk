@@ -32,3 +32,19 @@ rule metrics_table:
         models=MODELS,
     script:
         "../scripts/metrics_table.py"
+
+
+rule corruption_errors:
+    input:
+        corrupted="results/scores/{model}/{corruption_dataset}/{resolution}.csv",
+        clean=get_clean_scores,
+    output:
+        "results/scores/{model}/{corruption_dataset}/{resolution}.mce.csv",
+    log:
+        "logs/corruption_errors/{model}/{corruption_dataset}/{resolution}.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        alexnet=get_alexnet_errors,
+    script:
+        "../scripts/corruption_errors.py"

@@ -216,6 +216,32 @@ def load_demo_photo(superclass: str) -> Image.Image:
     return image.crop(spec.box) if spec.box is not None else image
 
 
+# The last 30% of each photo's longer side is reserved for the FixRes demo's training crops
+# (oodbench.finetune.data.build_demo_train_split); the test sets never see those pixels.
+TRAIN_STRIP_FRACTION = 0.3
+
+
+def holdout_boxes(width: int, height: int, fraction: float = TRAIN_STRIP_FRACTION):
+    """Split a photo into (test_box, train_box), (left, top, right, bottom), along its longer side.
+
+    The training strip is the last `fraction` of the longer side (right for landscape, bottom for
+    portrait); test crops inside `test_box` and training crops inside `train_box` share no pixel.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"demo training fraction must be in (0, 1), got {fraction}")
+    if width >= height:
+        cut = round(width * (1 - fraction))
+        return (0, 0, cut, height), (cut, 0, width, height)
+    cut = round(height * (1 - fraction))
+    return (0, 0, width, cut), (0, cut, width, height)
+
+
+def load_demo_test_photo(superclass: str) -> Image.Image:
+    """The part of the photo the test sets are cut from (the training strip removed)."""
+    photo = load_demo_photo(superclass)
+    return photo.crop(holdout_boxes(photo.width, photo.height)[0])
+
+
 def _superclass_spec(superclass: str) -> DemoPhoto:
     for spec in DEMO_SUPERCLASSES:
         if spec.superclass == superclass:
@@ -276,12 +302,13 @@ def random_resized_box(
 
 
 def render_box(
-    image: Image.Image, box, short_side: int, flip: bool = False
+    image: Image.Image, box, short_side: int, flip: bool = False, size=None
 ) -> Image.Image:
-    """Resample ``box`` (sub-pixel) of ``image`` so its shorter side is ``short_side``."""
+    """Resample ``box`` (sub-pixel) of ``image`` so its shorter side is ``short_side`` (or to
+    exactly ``size``, e.g. a video frame's size)."""
     left, top, right, bottom = box
     scale = short_side / min(right - left, bottom - top)
-    size = (
+    size = size or (
         max(1, round((right - left) * scale)),
         max(1, round((bottom - top) * scale)),
     )
@@ -372,7 +399,7 @@ def build_demo_clean(
     rows = []
     with staged_dataset_dir(dest_dir) as staging:
         for label, spec in enumerate(DEMO_SUPERCLASSES):
-            photo = load_demo_photo(spec.superclass)
+            photo = load_demo_test_photo(spec.superclass)
             for k in range(crops_per_photo):
                 image_id = f"{spec.superclass}_{k:03d}"
                 crop = augmented_crop(
@@ -469,7 +496,7 @@ def build_demo_corrupted(
     rows, tasks = [], []
     with staged_dataset_dir(dest_dir) as staging:
         for label, spec in enumerate(DEMO_SUPERCLASSES):
-            photo = load_demo_photo(spec.superclass)
+            photo = load_demo_test_photo(spec.superclass)
             for b in range(corrupted_per_photo):
                 if b == 0:
                     base_image = photo
@@ -584,12 +611,15 @@ def frame_box(
     )
     dx, dy = velocity * offset + wobble
     scale = 1.0 + rng.uniform(-scale_jitter, scale_jitter) * abs(offset) / max_offset
+    # never larger than the photo, and the same aspect ratio as the anchor
+    scale = min(scale, width / (right - left), height / (bottom - top))
     cx, cy = (left + right) / 2 + dx, (top + bottom) / 2 + dy
-    w = min((right - left) * scale, width)
-    h = min((bottom - top) * scale, height)
+    w = (right - left) * scale
+    h = (bottom - top) * scale
     cx = float(np.clip(cx, w / 2, width - w / 2))
     cy = float(np.clip(cy, h / 2, height - h / 2))
-    return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+    # clip float round-off at the photo's edges (PIL refuses negative box offsets)
+    return (max(0.0, cx - w / 2), max(0.0, cy - h / 2), min(width, cx + w / 2), min(height, cy + h / 2))
 
 
 def build_demo_frames(
@@ -614,7 +644,7 @@ def build_demo_frames(
     rows = []
     with staged_dataset_dir(dest_dir) as staging:
         for label, spec in enumerate(DEMO_SUPERCLASSES):
-            photo = load_demo_photo(spec.superclass)
+            photo = load_demo_test_photo(spec.superclass)
             for a in range(anchors_per_photo):
                 anchor_id = f"{spec.superclass}_a{a}"
                 rng = _rng(seed, _STREAM_FRAMES, label, a)
@@ -631,6 +661,7 @@ def build_demo_frames(
                     * px_per_output_px
                     * np.array([np.cos(angle), np.sin(angle)])
                 )
+                frame_size = render_box(photo, anchor, short_side).size
                 for offset in range(-max_offset, max_offset + 1):
                     if offset == 0:
                         image = render_box(photo, anchor, short_side, flip)
@@ -649,7 +680,7 @@ def build_demo_frames(
                             max_offset=max_offset,
                         )
                         image = _brightness(
-                            render_box(photo, box, short_side, flip),
+                            render_box(photo, box, short_side, flip, size=frame_size),
                             1.0
                             + frame_rng.uniform(-brightness_jitter, brightness_jitter),
                         )

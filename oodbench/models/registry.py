@@ -88,9 +88,8 @@ def _load_checkpoint(entry: dict, name: str):
     path = Path(entry["checkpoint"])
     if not path.is_file():
         raise ModelLoadError(f"model {name!r}: checkpoint {path} does not exist; {checkpoint_hint(entry)}")
-    overlay = {"file": str(path.resolve()), "num_classes": 1000}
-    if path.suffix == ".npz":
-        overlay["custom_load"] = True
+    # BiT's timm cfg says custom_load (its npz reader); a fine-tuned .pth must not go there.
+    overlay = {"file": str(path.resolve()), "num_classes": 1000, "custom_load": path.suffix == ".npz"}
     try:
         return timm.create_model(entry["timm"], pretrained=True, pretrained_cfg_overlay=overlay)
     except (RuntimeError, KeyError, ValueError) as err:
