@@ -33,6 +33,11 @@ lint: $(STAMP)
 	$(VENV)/bin/snakefmt --check .
 	$(SNAKEMAKE) --lint --cores 1
 
+# The SLURM profile against a real single-node scheduler (root + Debian apt; docs/cluster.md).
+# The cluster is torn down whether the start, the test or nothing fails.
+test-slurm: $(STAMP)
+	bash -c 'trap ci/slurm_down.sh EXIT; ci/slurm_up.sh && OODBENCH_SLURM_TEST=1 timeout -k 30 1200 $(PY) -m pytest -q -p no:cacheprovider workflow_tests/test_slurm.py'
+
 bench: $(STAMP)
 	$(PY) scripts/bench_predict.py
 

@@ -32,6 +32,10 @@ localrules:
     merge_results,
 
 
+onsuccess:
+    remove_caches()
+
+
 rule all:
     default_target: True
     input:

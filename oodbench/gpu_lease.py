@@ -55,14 +55,15 @@ def candidate_devices() -> list[str]:
     """Device ids this job may use, without initialising CUDA.
 
     Under SLURM (or any scheduler that sets CUDA_VISIBLE_DEVICES) the visible list *is* the
-    allocation; otherwise ask nvidia-smi. Fake devices exist for tests on machines without GPUs.
+    allocation; otherwise ask nvidia-smi. Fake devices (tests on machines without GPUs) only
+    stand in when nothing is visible, and always keep torch on the CPU.
     """
-    fake = _fake_gpus()
-    if fake:
-        return [str(i) for i in range(fake)]
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+    fake = _fake_gpus()
+    if fake:
+        return [str(i) for i in range(fake)]
     return _nvidia_smi_devices()
 
 
@@ -106,6 +107,10 @@ def acquire_gpu(lock_dir: Path | None = None, timeout_s: float | None = None) ->
     devices = candidate_devices()
     if not devices:
         return GpuLease(device_id=None, lock_path=None)
+    if os.environ.get("SLURM_JOB_ID") and os.environ.get("CUDA_VISIBLE_DEVICES"):
+        # SLURM gave this job its device; with ConstrainDevices every job sees it as id 0, so
+        # a node-wide lock on "gpu0" would serialise jobs that hold different GPUs.
+        return GpuLease(device_id=devices[0], lock_path=None)
     lock_dir = lock_dir or default_lock_dir()
     lock_dir.mkdir(parents=True, exist_ok=True)
     timeout_s = float(os.environ.get(TIMEOUT_ENV, timeout_s if timeout_s is not None else 3600))

@@ -5,14 +5,18 @@ Nothing here imports torch at module level: `predict` must take its GPU lease fi
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from oodbench.datasets.manifest import manifest_digest, read_classes, read_manifest
+from oodbench.preprocessing import Preprocessing
 
 log = logging.getLogger("oodbench")
 
@@ -59,14 +63,15 @@ def predict(
     resolution: str,
     preprocessing: dict,
     manifest_path: str,
-    cache_path: str,
+    cache_dir: str,
     out_path: str,
     batch_size: int,
     threads: int,
     amp: str,
     logits_dtype: str,
 ) -> None:
-    """Lease a device, load the model, run it over the cache, write the logits file."""
+    """Lease a device, load the model, run it over the shared uint8 cache of its dataset and
+    geometric preprocessing (built by the first job that needs it), write the logits file."""
     from oodbench.gpu_lease import acquire_gpu
 
     lease = acquire_gpu()
@@ -82,21 +87,22 @@ def predict(
     device = lease.torch_device
     log.info("model %s on %s (lease %s), %s @ %s", model_name, device, lease.device_id, dataset, resolution)
     manifest = read_manifest(manifest_path, check_files=False)
-    images = open_cache(Path(cache_path))
-    if images.shape[0] != len(manifest):
-        raise ValueError(f"{cache_path}: {images.shape[0]} images, manifest {manifest_path} has {len(manifest)}")
     model = build_model(entry, model_name)
-    logits, info = predict_logits(
-        model,
-        images,
-        preprocessing["mean"],
-        preprocessing["std"],
-        device=device,
-        batch_size=batch_size,
-        amp=amp,
-        out_dtype=LOGIT_DTYPES[logits_dtype],
-        progress=progress_bar,
-    )
+    with shared_cache(Path(cache_dir), dataset, manifest_path, preprocessing, threads) as cache:
+        images = open_cache(Path(cache))
+        if images.shape[0] != len(manifest):
+            raise ValueError(f"{cache}: {images.shape[0]} images, manifest {manifest_path} has {len(manifest)}")
+        logits, info = predict_logits(
+            model,
+            images,
+            preprocessing["mean"],
+            preprocessing["std"],
+            device=device,
+            batch_size=batch_size,
+            amp=amp,
+            out_dtype=LOGIT_DTYPES[logits_dtype],
+            progress=progress_bar,
+        )
     log.info("%.1f images/s (batch size %d)", info["images_per_s"], info["batch_size"])
     attrs = {
         "model": model_name,
@@ -119,6 +125,46 @@ def predict(
     }
     write_logits(Path(out_path), logits, manifest["image_id"].tolist(), attrs)
     lease.release()
+
+
+GEOMETRY_KEYS = ("crop", "resize", "interpolation", "backend", "border_crop")
+
+
+def cache_path_for(cache_dir: Path, dataset: str, manifest_path: str, preprocessing: dict) -> Path:
+    """One file per (dataset, geometric preprocessing, manifest content): a re-prepared
+    dataset never meets a stale cache."""
+    geometry = {k: preprocessing[k] for k in GEOMETRY_KEYS}
+    key = Preprocessing(**geometry, mean=(0.0,) * 3, std=(1.0,) * 3).cache_key
+    return cache_dir / dataset / f"{key}-{manifest_digest(manifest_path)[:12]}.npy"
+
+
+@contextlib.contextmanager
+def shared_cache(cache_dir: Path, dataset: str, manifest_path: str, preprocessing: dict, threads: int):
+    """Decode once: the first job with this key builds the cache under an exclusive lock while
+    jobs with the same key wait, then every job reads it memory-mapped. The cache lives outside
+    the DAG on purpose: a temporary DAG file rebuilt for a newly added model would make every
+    other model's logits look outdated. Where locks are unsupported (some network file
+    systems) the job decodes into a private cache instead."""
+    path = cache_path_for(cache_dir, dataset, manifest_path, preprocessing)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = path.name.rsplit("-", 1)[0]
+    try:
+        lock = open(path.with_suffix(".lock"), "a")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    except OSError as err:
+        log.warning("cannot lock %s (%s): decoding into a private cache", path, err)
+        with tempfile.TemporaryDirectory(prefix="oodbench-cache-") as tmp:
+            private = Path(tmp) / path.name
+            cache_images(manifest_path, key, str(private), threads)
+            yield private
+        return
+    with lock:
+        if path.exists():
+            log.info("using the shared cache %s", path)
+        else:
+            cache_images(manifest_path, key, str(path), threads)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    yield path
 
 
 def score(

@@ -1,5 +1,7 @@
 import os
 import re
+import shutil
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -30,7 +32,7 @@ CORRUPTION_DATASETS = [
 ]
 GRID = plan.prediction_grid(config)
 MISSING_CHECKPOINTS = plan.missing_checkpoints(config)
-WARNED_CHECKPOINTS = set()
+WARNED_CHECKPOINTS = set()  # models and folders already warned about in a dry-run
 SYNTHETIC = config.get("synthetic", {})
 FIXRES_FIGURES = [
     "fig4_fixres_robustness",
@@ -56,10 +58,13 @@ wildcard_constraints:
     demo_dataset=_alternatives(DEMO_DATASETS),
     corruption_dataset=_alternatives(CORRUPTION_DATASETS),
     resolution=r"default|\d+",
-    prep=r"\d+c\d+r-(bicubic|bilinear|nearest)-(tensor|pil)(-b\d+)?",
 
 
-if workflow.local_exec and "gpu" not in workflow.global_resources:
+if (
+    workflow.local_exec
+    and not workflow.remote_exec
+    and "gpu" not in workflow.global_resources
+):
     logger.warning(
         "oodbench: no --resources gpu=N given, so GPU concurrency is unlimited: every predict "
         "job may start at once. On a GPU machine run e.g. `snakemake --cores all --resources gpu=4`."
@@ -136,11 +141,6 @@ def get_preprocessing(wildcards):
         )
     except (ModelLoadError, ValueError) as err:
         raise WorkflowError(str(err)) from err
-
-
-def get_cache(wildcards):
-    key = get_preprocessing(wildcards).cache_key
-    return f"results/cache/{wildcards.dataset}/{key}.npy"
 
 
 def get_checkpoint(wildcards):
@@ -255,11 +255,37 @@ def get_fixres_plot_models():
 
 
 def get_synthetic_object_inputs(wildcards):
-    return synthetic_workflow.object_inputs(SYNTHETIC)
+    inputs = synthetic_workflow.object_inputs(SYNTHETIC)
+    return {
+        name: path
+        for name, path in inputs.items()
+        if user_supplied("synthetic.objects.folder", path)
+    }
 
 
 def get_synthetic_background_inputs(wildcards):
-    return synthetic_workflow.background_inputs(SYNTHETIC)
+    return [
+        path
+        for path in synthetic_workflow.background_inputs(SYNTHETIC)
+        if user_supplied("synthetic.backgrounds.folder", path)
+    ]
+
+
+def user_supplied(key, path):
+    """A folder the user provides (cut-outs, backgrounds): a dry-run only warns when it is
+    missing, so the DAG can be listed; a real run stops before any job starts."""
+    if Path(path).exists() or path.startswith("data/synthetic_sources/"):
+        return True
+    message = (
+        f"{key}: {path} does not exist; put your files there (README: Synthetic factors of "
+        "variation) or point the config at them"
+    )
+    if workflow.dryrun:
+        if path not in WARNED_CHECKPOINTS:
+            WARNED_CHECKPOINTS.add(path)
+            logger.warning(f"oodbench (dry-run only): {message}")
+        return False
+    raise WorkflowError(message)
 
 
 def get_synthetic_num_shards(wildcards):
@@ -282,3 +308,12 @@ def get_synthetic_analysis_logits(wildcards):
 
 def get_synthetic_analysis_logits_by_model(wildcards):
     return synthetic_workflow.analysis_logits(SYNTHETIC, wildcards.variant)
+
+
+def remove_caches():
+    """onsuccess: every logits file exists, so the uint8 caches are no longer needed."""
+    if not config.get("predict", {}).get("keep_cache", False):
+        shutil.rmtree(
+            config.get("predict", {}).get("cache_dir", "results/cache"),
+            ignore_errors=True,
+        )

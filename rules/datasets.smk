@@ -170,7 +170,7 @@ rule prepare_imagenet_c_generated:
         "logs/datasets/prepare_imagenet_c_generated.log",
     conda:
         "../envs/inference.yaml"
-    threads: workflow.cores
+    threads: 8
     params:
         dataset="imagenet_c_generated",
         options=lookup_config("datasets/imagenet_c_generated", {}),

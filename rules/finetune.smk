@@ -15,7 +15,6 @@ rule prepare_imagenet_train:
         "../envs/inference.yaml"
     params:
         kind="imagenet_train",
-        dest="data/imagenet_train",
         raw_dir=lookup_config("fixres/imagenet_train_path", "data/raw/imagenet_train"),
         options={},
     script:
@@ -33,7 +32,6 @@ rule prepare_demo_train:
         "../envs/inference.yaml"
     params:
         kind="demo_train",
-        dest="data/demo_train",
         raw_dir="",
         options=lookup_config("fixres/demo_train", {}),
     script:

@@ -1,28 +1,11 @@
-# Decode once per (dataset, geometric preprocessing), then run every model from that cache.
-
-
-rule cache_images:
-    input:
-        manifest="data/{dataset}/manifest.csv",
-    output:
-        temp("results/cache/{dataset}/{prep}.npy"),
-    log:
-        "logs/cache_images/{dataset}/{prep}.log",
-    benchmark:
-        "benchmarks/cache_images/{dataset}/{prep}.tsv"
-    conda:
-        "../envs/inference.yaml"
-    threads: lookup_config("predict/cache_workers", 8)
-    resources:
-        mem_mb=4000,
-    script:
-        "../scripts/cache_images.py"
+# Decode once per (dataset, geometric preprocessing): the first predict job of a key builds a
+# uint8 cache (oodbench.jobs.shared_cache) that every model sharing the key reads; the caches
+# are removed when the run succeeds (predict.keep_cache: true keeps them).
 
 
 rule predict:
     input:
         manifest="data/{dataset}/manifest.csv",
-        cache=get_cache,
         checkpoint=get_checkpoint,
     output:
         "results/predictions/{model}/{dataset}/{resolution}.h5",
@@ -32,7 +15,7 @@ rule predict:
         "benchmarks/predict/{model}/{dataset}/{resolution}.tsv"
     conda:
         "../envs/inference.yaml"
-    threads: 4
+    threads: lookup_config("predict/threads", 4)
     resources:
         gpu=1,
         mem_mb=16000,
@@ -41,5 +24,6 @@ rule predict:
         settings=get_predict_params,
         amp=lookup_config("predict/amp", "bfloat16"),
         logits_dtype=lookup_config("predict/logits_dtype", "float16"),
+        cache_dir=lookup_config("predict/cache_dir", "results/cache"),
     script:
         "../scripts/predict.py"

@@ -19,7 +19,6 @@ rule synthetic_openimages_select:
         "../envs/synthetic.yaml"
     params:
         synthetic=lookup_config("synthetic", {}),
-        raw_dir="data/synthetic_sources/openimages",
     script:
         "../scripts/synthetic_openimages_select.py"
 

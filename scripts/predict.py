@@ -11,7 +11,7 @@ predict(
     resolution=sm.wildcards.resolution,
     preprocessing=sm.params.settings["preprocessing"],
     manifest_path=sm.input.manifest,
-    cache_path=sm.input.cache,
+    cache_dir=sm.params.cache_dir,
     out_path=sm.output[0],
     batch_size=sm.params.settings["batch_size"],
     threads=sm.threads,

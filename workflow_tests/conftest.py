@@ -82,7 +82,7 @@ def base_config(models: dict, datasets: dict, resolutions=("default", 24)) -> di
         "models": models,
         "datasets": datasets,
         "resolutions": list(resolutions),
-        "predict": {"batch_size": 4, "cache_workers": 1},
+        "predict": {"batch_size": 4, "threads": 1},
         "scoring": {"pm_k": [0, 1, 2]},
     }
 

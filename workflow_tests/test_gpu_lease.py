@@ -78,3 +78,13 @@ def test_candidates_follow_cuda_visible_devices(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert candidate_devices() == []
     assert acquire_gpu().device_id is None
+
+
+def test_under_slurm_the_allocation_is_used_without_a_lock(monkeypatch, tmp_path):
+    monkeypatch.setenv("OODBENCH_GPU_LOCK_DIR", str(tmp_path))
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv("OODBENCH_FAKE_GPUS", "4")
+    first, second = acquire_gpu(timeout_s=0.1), acquire_gpu(timeout_s=0.1)
+    assert first.device_id == second.device_id == "0"  # two jobs on two confined GPUs
+    assert first.lock_path is None and not list(tmp_path.iterdir())

@@ -110,10 +110,29 @@ def test_run_gives_exact_scores_and_is_incremental(workdir):
     assert set(metrics.columns) >= {"model", "dataset", "resolution", "metric", "subset", "value", "n", "group", "params"}
     assert (metrics.group == "fixture").all()
     assert (workdir / "results/figures/accuracy_vs_resolution.png").stat().st_size > 1000
-    assert not list((workdir / "results").rglob("*.npy")), "the uint8 caches are temporary"
+    assert not list((workdir / "results").rglob("*.npy")), "the uint8 caches go when the run succeeds"
+    logs = [(workdir / f"logs/predict/fixture/fx_plain/{r}.log").read_text() for r in ("default", "24")]
+    assert all("decoding 6 images" in log for log in logs), "each key is decoded by its first job"
 
     again = run_snakemake(workdir)
     assert again.returncode == 0 and "Nothing to be done" in again.output, again.output
+
+    # adding a model adds only its jobs; two models of one key decode it once
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["models"]["fixture_b"] = dict(config["models"]["fixture"])
+    config["models"]["fixture_c"] = dict(config["models"]["fixture"])
+    write_config(workdir, config)
+    added = run_snakemake(workdir, "-n", "--quiet", "rules")
+    flat = " ".join(added.output.split())
+    assert "predict 8" in flat and "score 8" in flat, added.output
+    result = run_snakemake(workdir, "results/predictions/fixture_b/fx_plain/24.h5", "results/predictions/fixture_c/fx_plain/24.h5")
+    assert result.returncode == 0, result.output
+    logs = [(workdir / f"logs/predict/{m}/fx_plain/24.log").read_text() for m in ("fixture_b", "fixture_c")]
+    assert sum("decoding 6 images" in log for log in logs) == 1, logs
+    assert sum("using the shared cache" in log for log in logs) == 1, logs
+    config["models"].pop("fixture_b")
+    config["models"].pop("fixture_c")
+    write_config(workdir, config)
 
     # Snakemake ignores a bare touch of a small input whose checksum it recorded; a re-prepared
     # dataset changes its manifest, which must rerun that dataset's jobs and nothing else.
@@ -123,7 +142,7 @@ def test_run_gives_exact_scores_and_is_incremental(workdir):
     frame.to_csv(manifest, index=False)
     rerun = run_snakemake(workdir, "-n", "--quiet", "rules")
     flat = " ".join(rerun.output.split())
-    assert "predict 2" in flat and "score 2" in flat and "cache_images" in flat, rerun.output
+    assert "predict 2" in flat and "score 2" in flat, rerun.output
     assert "fx_plain" not in rerun.output
 
 
@@ -149,7 +168,76 @@ def test_killed_predict_leaves_nothing_complete_and_rerun_finishes(workdir):
     leftovers = list(out.parent.glob("*.tmp-*")) if out.parent.exists() else []
     assert all(".tmp-" in p.name for p in leftovers)
 
+    # a SIGKILLed Snakemake leaves its directory lock: the documented recovery
+    assert run_snakemake(workdir, "--unlock").returncode == 0
     result = run_snakemake(workdir, "--rerun-incomplete")
     assert result.returncode == 0, result.output
     with h5py.File(out) as h5:
         assert h5["logits"].shape == (6, 1000)
+
+
+def test_concurrent_predict_jobs_get_distinct_fake_gpus(workdir):
+    """2N predict jobs on N=4 fake devices: never more than 4 at once, overlapping jobs on
+    different devices (the lease + --resources gpu=4), every device used."""
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["models"]["fixture"]["factory_args"] = {"sleep_s": 2.0}
+    config["resolutions"] = ["default", 20, 24, 28]
+    write_config(workdir, config)
+    predictions = [f"results/predictions/fixture/{d}/{r}.h5" for d in ("fx_plain", "fx_frames") for r in ("default", "20", "24", "28")]
+    result = run_snakemake(
+        workdir, *predictions, "--cores", "8", "--resources", "gpu=4", "--set-threads", "predict=1",
+        env={"OODBENCH_FAKE_GPUS": "4"},
+    )
+    assert result.returncode == 0, result.output
+    spans = []
+    for path in predictions:
+        with h5py.File(workdir / path) as h5:
+            spans.append((float(h5.attrs["started"]), float(h5.attrs["finished"]), h5.attrs["gpu_lease_id"]))
+    events = sorted([(s, 1) for s, _, _ in spans] + [(f, -1) for _, f, _ in spans])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert peak <= 4
+    for i, (s1, f1, g1) in enumerate(spans):
+        for s2, f2, g2 in spans[i + 1 :]:
+            if s1 < f2 and s2 < f1:
+                assert g1 != g2, spans
+    assert {g for _, _, g in spans} == {"0", "1", "2", "3"}, spans
+
+
+def test_warns_when_gpu_concurrency_is_unlimited(workdir):
+    result = run_snakemake(workdir, "-n")
+    assert "GPU concurrency is unlimited" in result.output
+    result = run_snakemake(workdir, "-n", "--resources", "gpu=2")
+    assert "GPU concurrency is unlimited" not in result.output
+
+
+def test_resolution_sweep_dag_grows_only_by_the_new_resolution(workdir):
+    """2 models × 8 resolutions: the expected jobs, and a ninth resolution adds exactly one
+    predict and one score per model."""
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["models"]["fixture_b"] = dict(config["models"]["fixture"])
+    config["datasets"].pop("fx_frames")
+    sweep = [16, 20, 24, 28, 32, 40, 48, 56]
+    config["resolutions"] = sweep
+    write_config(workdir, config)
+    result = run_snakemake(workdir, "-n", "--quiet", "rules")
+    flat = " ".join(result.output.split())
+    assert result.returncode == 0, result.output
+    assert "predict 16" in flat and "score 16" in flat, flat[-1500:]
+
+    config["resolutions"] = sweep + [64]
+    write_config(workdir, config)
+    result = run_snakemake(workdir, "results/metrics.csv", "-n", "--quiet", "rules")
+    assert "predict 18" in " ".join(result.output.split())
+
+    # run the 8-resolution sweep, then add the ninth: only its 2 predict + 2 score jobs (+ table)
+    config["resolutions"] = sweep
+    write_config(workdir, config)
+    assert run_snakemake(workdir, "results/metrics.csv").returncode == 0
+    config["resolutions"] = sweep + [64]
+    write_config(workdir, config)
+    result = run_snakemake(workdir, "results/metrics.csv", "-n", "--quiet", "rules")
+    flat = " ".join(result.output.split())
+    assert "predict 2" in flat and "score 2" in flat and "metrics_table 1" in flat, flat[-1500:]
