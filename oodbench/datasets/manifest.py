@@ -281,6 +281,7 @@ def staged_dataset_dir(dest_dir: str | os.PathLike) -> Iterator[Path]:
     staging = Path(
         tempfile.mkdtemp(prefix=f"{dest_dir.name}.tmp-", dir=dest_dir.parent)
     )
+    os.chmod(staging, 0o755)  # mkdtemp makes it 0700: unreadable for the group on a shared cluster
     try:
         yield staging
         _seal(staging)
