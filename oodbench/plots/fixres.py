@@ -245,7 +245,7 @@ def save_figure(fig, pdf_path, png_path, dpi: int = 150) -> None:
 
 FIGURES = {
     "fig4_fixres_robustness": {"kind": "bars", "datasets": FIG4_DATASETS,
-                               "title": "Default vs best test resolution vs FixRes (ImageNet-A, ObjectNet)"},
+                               "title": "Default vs best test resolution vs FixRes"},
     "fig10_fixres_all": {"kind": "bars", "datasets": None, "title": "Default vs best test resolution vs FixRes"},
     "fig11_accuracy_vs_resolution_fixres": {"kind": "curves", "datasets": None},
 }
@@ -259,7 +259,8 @@ def render_figure(name: str, metrics: pd.DataFrame, pdf_path, png_path, datasets
     spec = FIGURES[name]
     chosen = spec["datasets"] if datasets is None else datasets
     if spec["kind"] == "bars":
-        fig = plot_fixres_bars(metrics, chosen, models, metrics_wanted, title=spec.get("title"))
+        title = spec["title"] + (f" ({', '.join(chosen)})" if chosen else "")
+        fig = plot_fixres_bars(metrics, chosen, models, metrics_wanted, title=title)
     else:
         fig = plot_accuracy_vs_resolution(metrics, chosen, models, metrics_wanted)
     save_figure(fig, pdf_path, png_path)
