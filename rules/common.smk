@@ -32,7 +32,7 @@ CORRUPTION_DATASETS = [
 ]
 GRID = plan.prediction_grid(config)
 MISSING_CHECKPOINTS = plan.missing_checkpoints(config)
-WARNED_CHECKPOINTS = set()  # models and folders already warned about in a dry-run
+DRY_RUN_WARNED = set()  # models and folders already warned about in a dry-run
 SYNTHETIC = config.get("synthetic", {})
 FIXRES_FIGURES = [
     "fig4_fixres_robustness",
@@ -157,8 +157,8 @@ def checkpoint_input(model):
     if model not in MISSING_CHECKPOINTS:
         return [entry["checkpoint"]]
     if workflow.dryrun:
-        if model not in WARNED_CHECKPOINTS:
-            WARNED_CHECKPOINTS.add(model)
+        if model not in DRY_RUN_WARNED:
+            DRY_RUN_WARNED.add(model)
             logger.warning(f"oodbench (dry-run only): {MISSING_CHECKPOINTS[model]}")
         return []
     raise WorkflowError(
@@ -281,8 +281,8 @@ def user_supplied(key, path):
         "variation) or point the config at them"
     )
     if workflow.dryrun:
-        if path not in WARNED_CHECKPOINTS:
-            WARNED_CHECKPOINTS.add(path)
+        if path not in DRY_RUN_WARNED:
+            DRY_RUN_WARNED.add(path)
             logger.warning(f"oodbench (dry-run only): {message}")
         return False
     raise WorkflowError(message)
