@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import tempfile
 import time
@@ -42,14 +41,12 @@ def progress_bar(**kwargs):
     return tqdm(file=sys.stderr, **kwargs)
 
 
-def cache_images(manifest_path: str, cache_key: str, out_path: str, workers: int) -> None:
+def cache_images(manifest_path: str, geometry: dict, out_path: str, workers: int) -> None:
     from oodbench.cache import build_cache
-    from oodbench.preprocessing import parse_cache_key
 
     manifest = read_manifest(manifest_path, check_files=True)
     root = Path(manifest_path).parent
     paths = [root / p for p in manifest["path"]]
-    geometry = parse_cache_key(cache_key)
     log.info("decoding %d images of %s with %s", len(paths), manifest_path, geometry)
     rate = build_cache(paths, geometry, Path(out_path), workers=workers, progress=progress_bar)
     log.info("cache %s written: %.1f images/s", out_path, rate)
@@ -130,10 +127,9 @@ def predict(
 GEOMETRY_KEYS = ("crop", "resize", "interpolation", "backend", "border_crop")
 
 
-def cache_path_for(cache_dir: Path, dataset: str, manifest_path: str, preprocessing: dict) -> Path:
+def cache_path_for(cache_dir: Path, dataset: str, manifest_path: str, geometry: dict) -> Path:
     """One file per (dataset, geometric preprocessing, manifest content): a re-prepared
     dataset never meets a stale cache."""
-    geometry = {k: preprocessing[k] for k in GEOMETRY_KEYS}
     key = Preprocessing(**geometry, mean=(0.0,) * 3, std=(1.0,) * 3).cache_key
     return cache_dir / dataset / f"{key}-{manifest_digest(manifest_path)[:12]}.npy"
 
@@ -145,9 +141,9 @@ def shared_cache(cache_dir: Path, dataset: str, manifest_path: str, preprocessin
     the DAG on purpose: a temporary DAG file rebuilt for a newly added model would make every
     other model's logits look outdated. Where locks are unsupported (some network file
     systems) the job decodes into a private cache instead."""
-    path = cache_path_for(cache_dir, dataset, manifest_path, preprocessing)
+    geometry = {k: preprocessing[k] for k in GEOMETRY_KEYS}
+    path = cache_path_for(cache_dir, dataset, manifest_path, geometry)
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = path.name.rsplit("-", 1)[0]
     try:
         lock = open(path.with_suffix(".lock"), "a")
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -155,14 +151,14 @@ def shared_cache(cache_dir: Path, dataset: str, manifest_path: str, preprocessin
         log.warning("cannot lock %s (%s): decoding into a private cache", path, err)
         with tempfile.TemporaryDirectory(prefix="oodbench-cache-") as tmp:
             private = Path(tmp) / path.name
-            cache_images(manifest_path, key, str(private), threads)
+            cache_images(manifest_path, geometry, str(private), threads)
             yield private
         return
     with lock:
         if path.exists():
             log.info("using the shared cache %s", path)
         else:
-            cache_images(manifest_path, key, str(path), threads)
+            cache_images(manifest_path, geometry, str(path), threads)
         fcntl.flock(lock, fcntl.LOCK_UN)
     yield path
 
@@ -238,7 +234,3 @@ def metrics_table(*, score_paths: list[str], logits_paths: list[str], models: di
     table = table.merge(meta, on="model", how="left")
     table["source"] = "pipeline"
     write_csv_atomically(table[SCORE_COLUMNS + METADATA_COLUMNS], out_path)
-
-
-def dump_json(obj, path: str) -> None:
-    Path(path).write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
