@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from oodbench.atomic import write_csv
 from oodbench.datasets.manifest import manifest_digest, read_classes, read_manifest
 from oodbench.preprocessing import Preprocessing
 
@@ -175,7 +176,7 @@ def score(
     table.insert(0, "resolution", str(resolution))
     table.insert(0, "dataset", dataset)
     table.insert(0, "model", model)
-    write_csv_atomically(table, out_path)
+    write_csv(table, out_path)
 
 
 def corruption_errors(*, corrupted_path: str, clean_path: str | None, out_path: str, alexnet: str) -> None:
@@ -192,17 +193,7 @@ def corruption_errors(*, corrupted_path: str, clean_path: str | None, out_path: 
     first = scores.iloc[0]
     for column in ("resolution", "dataset", "model"):
         rows.insert(0, column, first[column])
-    write_csv_atomically(rows[SCORE_COLUMNS], out_path)
-
-
-def write_csv_atomically(frame: pd.DataFrame, out_path: str) -> None:
-    import os
-
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    frame.to_csv(tmp, index=False, lineterminator="\n")
-    os.replace(tmp, out)
+    write_csv(rows[SCORE_COLUMNS], out_path)
 
 
 SCORE_COLUMNS = ["model", "dataset", "resolution", "metric", "subset", "value", "n"]
@@ -233,4 +224,4 @@ def metrics_table(*, score_paths: list[str], logits_paths: list[str], models: di
     )
     table = table.merge(meta, on="model", how="left")
     table["source"] = "pipeline"
-    write_csv_atomically(table[SCORE_COLUMNS + METADATA_COLUMNS], out_path)
+    write_csv(table[SCORE_COLUMNS + METADATA_COLUMNS], out_path)

@@ -52,7 +52,6 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
         return float("nan")
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
-    counts = np.bincount(which, minlength=bins)
     conf_sum = np.bincount(which, weights=confidence, minlength=bins)
     acc_sum = np.bincount(which, weights=correct.astype(float), minlength=bins)
     return float(np.abs(acc_sum - conf_sum).sum() / len(confidence))

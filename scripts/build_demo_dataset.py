@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from oodbench.datasets.demo import build_demo_dataset
+from oodbench.jobs import setup_logging
 from oodbench.datasets.manifest import PREPARED_NAME
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -38,9 +39,7 @@ def parse_option(text: str) -> tuple[str, object]:
 
 
 def run_from_snakemake(smk) -> None:
-    if smk.log:
-        sys.stderr = open(smk.log[0], "w", buffering=1)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT)
+    setup_logging(smk.log[0] if smk.log else None)
     params = dict(smk.params.items())
     kind = params.get("dataset") or params.get("kind") or smk.wildcards.get("dataset")
     if not kind:

@@ -4,18 +4,14 @@ Snakemake: params.source ({url, sha256 | md5}), output[0], log.
 Command line: download_dataset.py URL DEST [sha256:HEX | md5:HEX]
 """
 
-import logging
 import sys
 
 from oodbench.datasets.builders import download_dataset_file
+from oodbench.jobs import setup_logging
 
 
 def main(source, dest, log_path=None):
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        filename=log_path,
-    )
+    setup_logging(log_path)  # log and tracebacks go to the rule's log file
     download_dataset_file(source, dest)
 
 

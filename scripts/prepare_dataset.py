@@ -4,19 +4,15 @@ Snakemake: params.dataset (name), params.options (its config block), input (down
 output.prepared, log. Command line: prepare_dataset.py NAME CONFIG.yaml [ARCHIVE ...]
 """
 
-import logging
 import sys
 from pathlib import Path
 
 from oodbench.datasets.builders import prepare_dataset
+from oodbench.jobs import setup_logging
 
 
 def main(name, options, dest, archives, log_path=None, threads=1):
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        filename=log_path,
-    )
+    setup_logging(log_path)  # log and tracebacks go to the rule's log file
     options = {"workers": threads, **options}
     prepare_dataset(name, options, dest, archives)
 

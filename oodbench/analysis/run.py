@@ -7,34 +7,21 @@ failed job.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from oodbench import atomic
 from oodbench.analysis.table import AnalysisConfig, AnalysisData, prepare, read_metrics
+from oodbench.atomic import write_csv
 
 log = logging.getLogger("oodbench")
 
 
-def write_csv(frame: pd.DataFrame, path: str, index: bool = False) -> None:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    frame.to_csv(tmp, index=index, lineterminator="\n")
-    os.replace(tmp, out)
-
-
 def write_json(obj: Mapping, path: str) -> None:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(_plain(obj), indent=1, sort_keys=True, allow_nan=False) + "\n")
-    os.replace(tmp, out)
+    atomic.write_json(_plain(obj), path)
 
 
 def _plain(obj):

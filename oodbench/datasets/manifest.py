@@ -285,7 +285,7 @@ def staged_dataset_dir(dest_dir: str | os.PathLike) -> Iterator[Path]:
     try:
         yield staging
         _seal(staging)
-        _replace_dir(staging, dest_dir)
+        replace_dir(staging, dest_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -313,7 +313,7 @@ def write_manifest_atomically(
         try:
             write_manifest(rows, classes, staged_dir)
             _seal(staged_dir)
-            _replace_dir(staged_dir, dest_dir)
+            replace_dir(staged_dir, dest_dir)
         except BaseException:
             shutil.rmtree(staged_dir, ignore_errors=True)
             raise
@@ -346,7 +346,7 @@ def _seal(folder: Path) -> None:
     )
 
 
-def _replace_dir(new: Path, dest: Path) -> None:
+def replace_dir(new: Path, dest: Path) -> None:
     """Move ``new`` to ``dest``; an existing ``dest`` (e.g. the empty folder Snakemake creates for
     the ``.prepared`` output, or an older build) is moved aside first and deleted after.
     """

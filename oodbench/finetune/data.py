@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from oodbench.datasets.common import imagenet_wnids, singleton_classes
 from oodbench.datasets.demo import TRAIN_STRIP_FRACTION as DEMO_TRAIN_FRACTION
 from oodbench.datasets.demo import holdout_boxes
 from oodbench.datasets.manifest import (
@@ -46,17 +47,6 @@ DEFAULT_PREPARED_DIR = Path("data/imagenet_train")
 
 class TrainingDataMissing(FileNotFoundError):
     """The ImageNet training set is not where it is expected; the message says what to put where."""
-
-
-def imagenet_synsets() -> list[tuple[str, str]]:
-    """(wnid, description) of the 1000 ImageNet classes, in logit order (sorted wnids)."""
-    from timm.data import ImageNetInfo
-
-    info = ImageNetInfo()
-    synsets = [(info.index_to_label_name(i), info.index_to_description(i)) for i in range(info.num_classes())]
-    if [w for w, _ in synsets] != sorted(w for w, _ in synsets):
-        raise RuntimeError("timm's ImageNet synset list is not in sorted-wnid order; cannot map labels")
-    return synsets
 
 
 def missing_data_message(raw_dir: Path) -> str:
@@ -157,11 +147,9 @@ def scan_train_folder(folder: str | os.PathLike, wnids: list[str]) -> pd.DataFra
 def imagenet_train_classes() -> dict:
     return {
         "dataset": "imagenet_train",
-        "source": "ILSVRC2012 training set; classes in sorted-wnid order (timm ImageNetInfo)",
-        "classes": [
-            {"name": f"{wnid} {description}", "imagenet": [i]}
-            for i, (wnid, description) in enumerate(imagenet_synsets())
-        ],
+        "source": "ILSVRC2012 training set; classes in sorted-wnid order (oodbench/datasets/data)",
+        # the same class list as the prepared validation set, so train and test labels agree
+        "classes": singleton_classes(range(1000)),
     }
 
 
@@ -172,7 +160,7 @@ def prepare_imagenet_train(
     """Write ``dest_dir/{manifest.csv,classes.json,.prepared}`` for the training set in ``raw_dir``."""
     dest_dir = Path(dest_dir)
     folder = locate_train_folder(raw_dir)
-    table = scan_train_folder(folder, [wnid for wnid, _ in imagenet_synsets()])
+    table = scan_train_folder(folder, list(imagenet_wnids()))
     return write_relative_manifest(table, folder, imagenet_train_classes(), dest_dir)
 
 

@@ -8,7 +8,6 @@ Accuracies are stored as fractions and shown in percent.
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from pathlib import Path
 from typing import Mapping
@@ -19,6 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from oodbench.atomic import save_figure  # noqa: E402
 
 PERCENT = 100.0
 ANNOTATE_MAX = 16  # write the values into heatmap cells up to this many rows/columns
@@ -35,17 +36,6 @@ def read_matrix(path: str) -> pd.DataFrame:
         return pd.read_csv(path, index_col=0)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
-
-
-def save_figure(fig, pdf_path: str, png_path: str) -> None:
-    """Write both files under temporary names first, so a failed save leaves nothing."""
-    for path, fmt, extra in ((pdf_path, "pdf", {}), (png_path, "png", {"dpi": 200})):
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-        fig.savefig(tmp, format=fmt, bbox_inches="tight", **extra)
-        os.replace(tmp, out)
-    plt.close(fig)
 
 
 def note_panel(ax, text: str) -> None:
@@ -124,7 +114,7 @@ def plot_fig1(correlation_csv: str, correlation_json: str, single_csv: str, info
     else:
         note_panel(right, "Informativeness not computed: " + inf_summary["note"])
     fig.suptitle("Correlation and informativeness of robustness metrics", fontsize=11)
-    save_figure(fig, pdf_path, png_path)
+    save_figure(fig, pdf_path, png_path, dpi=200)
 
 
 def _correlation_panel(ax, rho: pd.DataFrame, summary: dict, labels) -> None:
@@ -170,7 +160,7 @@ def plot_fig8(single_csv: str, pairs_csv: str, informativeness_json: str, pdf_pa
             caveat(left, text)
     fig.suptitle("Informativeness of robustness metrics: gain in out-of-bag accuracy of a "
                  "logistic classifier of model groups over ImageNet accuracy alone", fontsize=10)
-    save_figure(fig, pdf_path, png_path)
+    save_figure(fig, pdf_path, png_path, dpi=200)
 
 
 def plot_fig7a(pca_csv: str, pca_json: str, pdf_path: str, png_path: str):
@@ -204,7 +194,7 @@ def plot_fig7a(pca_csv: str, pca_json: str, pdf_path: str, png_path: str):
         ax.grid(alpha=0.3)
         if (text := _few_models_caveat(summary)):
             caveat(ax, text)
-    save_figure(fig, pdf_path, png_path)
+    save_figure(fig, pdf_path, png_path, dpi=200)
 
 
 def plot_fig2(points_csv: str, correlation_csv: str, summary_json: str, pdf_path: str, png_path: str,
@@ -241,7 +231,7 @@ def plot_fig2(points_csv: str, correlation_csv: str, summary_json: str, pdf_path
             for ax in axes:
                 caveat(ax, text)
     fig.suptitle("Transfer learning, ImageNet accuracy and robustness", fontsize=11)
-    save_figure(fig, pdf_path, png_path)
+    save_figure(fig, pdf_path, png_path, dpi=200)
 
 
 def _group_colours(groups: pd.Series) -> dict:

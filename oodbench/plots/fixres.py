@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from oodbench.atomic import save_figure
+
 FIXRES_NAME = re.compile(r"^(?P<base>.+)\+fixres(?P<resolution>\d+)$")
 ACCURACY_METRICS = ("top1", "pm10")
 FIG4_DATASETS = ("imagenet_a", "objectnet")
@@ -225,22 +227,6 @@ def _draw_curves(ax, part: pd.DataFrame, ticks: list[int]) -> None:
 
 def read_metrics(path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"resolution": str, "model": str, "dataset": str, "metric": str, "subset": str})
-
-
-def save_figure(fig, pdf_path, png_path, dpi: int = 150) -> None:
-    """Write both formats under temporary names, then rename (nothing partial looks finished)."""
-    import os
-
-    import matplotlib.pyplot as plt
-
-    for path, kwargs in ((pdf_path, {}), (png_path, {"dpi": dpi})):
-        path = str(path)
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        stem, ext = os.path.splitext(path)
-        tmp = f"{stem}.tmp{ext}"
-        fig.savefig(tmp, bbox_inches="tight", **kwargs)
-        os.replace(tmp, path)
-    plt.close(fig)
 
 
 FIGURES = {

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from oodbench.atomic import save_figure  # noqa: E402
+
 
 def top1_by_resolution(metrics: pd.DataFrame) -> pd.DataFrame:
     rows = metrics[(metrics["metric"] == "top1") & (metrics["subset"] == "all")].copy()
@@ -39,9 +41,7 @@ def plot_accuracy_vs_resolution(
         fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), frameon=False)
     fig.suptitle("Top-1 accuracy vs test resolution (shorter side ⌊1.15·r⌋, centre crop r)")
     fig.tight_layout(rect=(0, 0.08 if models else 0, 1, 0.95))
-    fig.savefig(pdf_path)
-    fig.savefig(png_path, dpi=150)
-    plt.close(fig)
+    save_figure(fig, pdf_path, png_path)
 
 
 def _panel(ax, rows: pd.DataFrame, colours: dict, dataset: str) -> None:

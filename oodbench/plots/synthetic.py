@@ -9,7 +9,6 @@ their normalised score to the first row with a diverging one (blue = relatively 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,29 +20,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from oodbench.atomic import save_figure  # noqa: E402
+
 RATIO_CMAP = "Blues"
 DIFFERENCE_CMAP = "RdBu"
 FACTOR_AXES = {"area": ("object area (% of image)", 100.0), "angle": ("rotation angle (degrees)", 1.0)}
-
-
-def save_figure(figure, pdf_path: str | os.PathLike, png_path: str | os.PathLike, dpi: int = 150) -> None:
-    """Write both files under temporary names first, then rename (nothing partial looks done)."""
-    for path, fmt in ((Path(pdf_path), "pdf"), (Path(png_path), "png")):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=path.parent)
-        os.close(handle)
-        try:
-            figure.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_metadata(fmt))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    plt.close(figure)
-
-
-def _metadata(fmt: str) -> dict:
-    # No creation dates: the same table gives the same bytes.
-    return {"CreationDate": None} if fmt == "pdf" else {}
 
 
 def limit_rows(table: pd.DataFrame, max_rows: int | None) -> pd.DataFrame:

@@ -193,7 +193,7 @@ def compose_shard(
         bar.close()
         part = pd.DataFrame(rows, columns=_part_columns())
         part.to_csv(staging / PART_NAME, index=False, lineterminator="\n")
-        _replace(staging, shard_dir)
+        manifest_io.replace_dir(staging, shard_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -323,16 +323,6 @@ def _link_tree(source: Path, target: Path) -> None:
                 os.link(Path(folder) / name, destination / name)
             except OSError:
                 shutil.copy2(Path(folder) / name, destination / name)
-
-
-def _replace(new: Path, dest: Path) -> None:
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(prefix=f"{dest.name}.old-", dir=dest.parent))
-        os.replace(dest, old / dest.name)
-        os.replace(new, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, dest)
 
 
 def summarise_counts(rows: pd.DataFrame, spec: FactorSpec, num_objects: int, per_object: int) -> dict:

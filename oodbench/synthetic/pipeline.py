@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from oodbench.atomic import write_csv
 from oodbench.synthetic import analysis, compose, sources
 from oodbench.synthetic.grid import factor_specs
 
@@ -33,7 +34,7 @@ def select_openimages(synthetic: Mapping, raw_dir: str | os.PathLike, selection_
         exclude=openimages.get("exclude", []),
         drop_flags=openimages.get("drop_flags", sources.DROP_FLAGS),
     )
-    sources.write_table_atomically(selection, Path(selection_csv))
+    write_csv(selection, Path(selection_csv))
     log.info("OpenImages: %d objects of %d classes selected", len(selection), selection["class_name"].nunique())
     return selection
 
@@ -93,7 +94,7 @@ def merge(synthetic: Mapping, factor: str, shard_dirs: Sequence[str], objects_cs
 
 def analyse(synthetic: Mapping, variant: str, manifest_path: str, logits_by_model: Mapping[str, str], out_csv: str) -> pd.DataFrame:
     table = analysis.run_analysis(synthetic, variant, manifest_path, logits_by_model)
-    sources.write_table_atomically(table, Path(out_csv))
+    write_csv(table, Path(out_csv))
     return table
 
 

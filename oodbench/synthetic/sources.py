@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from oodbench.atomic import write_csv
 from oodbench.synthetic.geometry import crop_to_alpha
 
 OBJECTS_NAME = "objects.csv"
@@ -96,18 +96,6 @@ def safe_id(text: str) -> str:
 # ----------------------------------------------------------------------------- writing tables
 
 
-def write_table_atomically(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        frame.to_csv(tmp, index=False, lineterminator="\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_png(cutout: Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -135,7 +123,7 @@ def finish_objects(rows: list[dict], objects_dir: Path) -> pd.DataFrame:
     if not rows:
         raise SourceError(f"{objects_dir}: no objects were prepared (check the sources and filters)")
     table = pd.DataFrame(rows, columns=list(OBJECT_TABLE_COLUMNS)).sort_values("object_id", kind="mergesort")
-    write_table_atomically(table, objects_dir / OBJECTS_NAME)
+    write_csv(table, objects_dir / OBJECTS_NAME)
     return table
 
 
@@ -208,7 +196,7 @@ def prepare_backgrounds(folder: str | os.PathLike, canvas: tuple[int, int], tabl
     duplicated = table["background_id"][table["background_id"].duplicated()]
     if len(duplicated):
         raise SourceError(f"{folder}: several files share the name stem {duplicated.iloc[0]!r}; rename them")
-    write_table_atomically(table, table_path)
+    write_csv(table, table_path)
     return table
 
 
@@ -380,7 +368,7 @@ def prepare_openimages_objects(
         for archive in archives.values():
             archive.close()
     rejected_table = pd.DataFrame(rejected, columns=["object_id", "reason"])
-    write_table_atomically(rejected_table, objects_dir / "rejected.csv")
+    write_csv(rejected_table, objects_dir / "rejected.csv")
     return finish_objects(rows, objects_dir), rejected_table
 
 
