@@ -6,6 +6,7 @@ predict jobs, so a batch is a contiguous slice and nothing is decoded twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -52,9 +53,6 @@ def build_cache(
     import torch
     from torch.utils.data import DataLoader
 
-    # uint8 decode/resize kernels are fastest single-threaded (measured: 800 vs 160-300 img/s
-    # with 2 intra-op threads on 2 cores); parallelism comes from worker processes instead.
-    torch.set_num_threads(1)
     crop = geometry["crop"]
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +67,7 @@ def build_cache(
     )
     start = time.perf_counter()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), _single_threaded_torch():
             for indices, batch in _with_progress(loader, len(image_paths), chunk, progress):
                 array[indices[0] : indices[-1] + 1] = batch
         array.flush()
@@ -80,6 +78,22 @@ def build_cache(
         raise
     elapsed = time.perf_counter() - start
     return len(image_paths) / max(elapsed, 1e-9)
+
+
+@contextlib.contextmanager
+def _single_threaded_torch():
+    """uint8 decode/resize kernels are fastest single-threaded (measured: 800 vs 160-300 img/s
+    with 2 intra-op threads on 2 cores); parallelism comes from worker processes instead. The
+    caller's thread count comes back afterwards: the predict job that builds a cache runs its
+    model in the same process."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _stack(items):

@@ -84,3 +84,19 @@ def test_truncated_jpeg_names_the_file(tmp_path):
     for loader in (load_tensor, load_pil):
         with pytest.raises(ValueError, match="broken.jpg"):
             loader(tmp_path / "broken.jpg", geometry)
+
+
+def test_building_a_cache_leaves_the_callers_torch_threads_alone(tmp_path):
+    # the predict job that builds a cache runs its model in the same process afterwards
+    from oodbench.cache import build_cache, open_cache
+
+    for i in range(2):
+        Image.fromarray(np.full((40, 50, 3), 60 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        build_cache([tmp_path / "0.png", tmp_path / "1.png"], resolve_preprocessing(LITE0, 32).geometry, tmp_path / "c.npy")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert open_cache(tmp_path / "c.npy").shape == (2, 3, 32, 32)
