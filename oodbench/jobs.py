@@ -125,14 +125,10 @@ def predict(
     lease.release()
 
 
-GEOMETRY_KEYS = ("crop", "resize", "interpolation", "backend", "border_crop")
-
-
-def cache_path_for(cache_dir: Path, dataset: str, manifest_path: str, geometry: dict) -> Path:
+def cache_path_for(cache_dir: Path, dataset: str, manifest_path: str, preprocessing: Preprocessing) -> Path:
     """One file per (dataset, geometric preprocessing, manifest content): a re-prepared
     dataset never meets a stale cache."""
-    key = Preprocessing(**geometry, mean=(0.0,) * 3, std=(1.0,) * 3).cache_key
-    return cache_dir / dataset / f"{key}-{manifest_digest(manifest_path)[:12]}.npy"
+    return cache_dir / dataset / f"{preprocessing.cache_key}-{manifest_digest(manifest_path)[:12]}.npy"
 
 
 @contextlib.contextmanager
@@ -142,8 +138,9 @@ def shared_cache(cache_dir: Path, dataset: str, manifest_path: str, preprocessin
     the DAG on purpose: a temporary DAG file rebuilt for a newly added model would make every
     other model's logits look outdated. Where locks are unsupported (some network file
     systems) the job decodes into a private cache instead."""
-    geometry = {k: preprocessing[k] for k in GEOMETRY_KEYS}
-    path = cache_path_for(cache_dir, dataset, manifest_path, geometry)
+    prep = Preprocessing(**preprocessing)
+    geometry = prep.geometry
+    path = cache_path_for(cache_dir, dataset, manifest_path, prep)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         lock = open(path.with_suffix(".lock"), "a")

@@ -39,6 +39,17 @@ class Preprocessing:
             raise ValueError(f"resize {self.resize} is smaller than the crop {self.crop}")
 
     @property
+    def geometry(self) -> dict:
+        """The geometric half: what the uint8 cache is decoded with."""
+        return {
+            "crop": self.crop,
+            "resize": self.resize,
+            "interpolation": self.interpolation,
+            "backend": self.backend,
+            "border_crop": self.border_crop,
+        }
+
+    @property
     def cache_key(self) -> str:
         """Name of the uint8 tensor cache: everything geometric, nothing photometric."""
         key = f"{self.crop}c{self.resize}r-{self.interpolation}-{self.backend}"
@@ -46,21 +57,6 @@ class Preprocessing:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
-
-
-def parse_cache_key(key: str) -> dict:
-    """Inverse of `Preprocessing.cache_key` for the geometric fields (the cache rule's wildcard)."""
-    parts = key.split("-")
-    sizes, interpolation, backend = parts[0], parts[1], parts[2]
-    crop, resize = sizes.rstrip("r").split("c")
-    border = int(parts[3][1:]) if len(parts) > 3 else 0
-    return {
-        "crop": int(crop),
-        "resize": int(resize),
-        "interpolation": interpolation,
-        "backend": backend,
-        "border_crop": border,
-    }
 
 
 def square_size(input_size, model: str) -> int:

@@ -1,6 +1,7 @@
 import os
 import re
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -144,43 +145,41 @@ def get_preprocessing(wildcards):
 
 
 def get_checkpoint(wildcards):
-    return checkpoint_input(wildcards.model)
-
-
-def checkpoint_input(model):
     """The checkpoint file is an input (edits rerun its jobs); a missing one stops the run
     before any job starts, except in a dry-run, which only warns so the grid can be listed.
     """
+    model = wildcards.model
     entry = config["models"][model]
     if not entry.get("checkpoint"):
         return []
     if model not in MISSING_CHECKPOINTS:
         return [entry["checkpoint"]]
-    if workflow.dryrun:
-        if model not in DRY_RUN_WARNED:
-            DRY_RUN_WARNED.add(model)
-            logger.warning(f"oodbench (dry-run only): {MISSING_CHECKPOINTS[model]}")
-        return []
-    raise WorkflowError(
+    stop_unless_dry_run(
+        model,
+        MISSING_CHECKPOINTS[model],
         f"{len(MISSING_CHECKPOINTS)} requested model(s) lack their checkpoint file:\n  "
         + "\n  ".join(MISSING_CHECKPOINTS.values())
-        + "\nPlace the files, set `enabled: false` on those models, or target a subset."
+        + "\nPlace the files, set `enabled: false` on those models, or target a subset.",
     )
+    return []
+
+
+def stop_unless_dry_run(key, warning, error):
+    """A missing user-supplied input stops a real run before any job starts; a dry-run warns
+    once per `key` instead, so the whole DAG can still be listed."""
+    if not workflow.dryrun:
+        raise WorkflowError(error)
+    if key not in DRY_RUN_WARNED:
+        DRY_RUN_WARNED.add(key)
+        logger.warning(f"oodbench (dry-run only): {warning}")
 
 
 def get_predict_params(wildcards):
     prep = get_preprocessing(wildcards)
     return {
         "entry": MODELS[wildcards.model],
-        "preprocessing": dict(
-            crop=prep.crop,
-            resize=prep.resize,
-            interpolation=prep.interpolation,
-            mean=list(prep.mean),
-            std=list(prep.std),
-            border_crop=prep.border_crop,
-            backend=prep.backend,
-        ),
+        # lists, not tuples: the params Snakemake records stay as they were
+        "preprocessing": dict(asdict(prep), mean=list(prep.mean), std=list(prep.std)),
         "batch_size": plan.batch_size(config, wildcards.model),
     }
 
@@ -232,10 +231,6 @@ def get_fixres_train_manifest(wildcards):
     return f"data/{fixres_settings.fixres_block(config)['train_dataset']}/manifest.csv"
 
 
-def get_fixres_base_checkpoint(wildcards):
-    return checkpoint_input(wildcards.model)
-
-
 def get_fixres_base_entry(wildcards):
     return config["models"][wildcards.model]
 
@@ -280,12 +275,8 @@ def user_supplied(key, path):
         f"{key}: {path} does not exist; put your files there (README: Synthetic factors of "
         "variation) or point the config at them"
     )
-    if workflow.dryrun:
-        if path not in DRY_RUN_WARNED:
-            DRY_RUN_WARNED.add(path)
-            logger.warning(f"oodbench (dry-run only): {message}")
-        return False
-    raise WorkflowError(message)
+    stop_unless_dry_run(path, message, message)
+    return False
 
 
 def get_synthetic_num_shards(wildcards):

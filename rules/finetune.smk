@@ -41,7 +41,7 @@ rule prepare_demo_train:
 rule finetune_fixres:
     input:
         manifest=get_fixres_train_manifest,
-        checkpoint=get_fixres_base_checkpoint,
+        checkpoint=get_checkpoint,
     output:
         checkpoint="results/checkpoints/{model}+fixres{res}.pth",
         provenance="results/checkpoints/{model}+fixres{res}.json",

@@ -30,7 +30,7 @@ from PIL import Image
 from oodbench.cache import build_cache, open_cache
 from oodbench.inference import autocast_dtype, predict_logits
 from oodbench.models.registry import build_model, pretrained_cfg
-from oodbench.preprocessing import parse_cache_key, resolve_preprocessing
+from oodbench.preprocessing import resolve_preprocessing
 
 REPO = Path(__file__).resolve().parents[1]
 LITES = {
@@ -106,7 +106,7 @@ def oodbench_passes(models, paths, cfgs, resolution, threads, batch_size, workdi
         prep = resolve_preprocessing(cfgs[name], resolution)
         if prep.cache_key not in caches:
             path = workdir / f"{prep.cache_key}.npy"
-            build_cache(paths, parse_cache_key(prep.cache_key), path, workers=threads)
+            build_cache(paths, prep.geometry, path, workers=threads)
             caches[prep.cache_key] = open_cache(path)
         predict_logits(model, caches[prep.cache_key], prep.mean, prep.std, device="cpu", batch_size=batch_size)
     return time.perf_counter() - start
