@@ -13,6 +13,19 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; outputs get the mode a plain open() would give them, so that
+# collaborators on a shared cluster can read results/.
+_FILE_MODE = 0o666 & ~_current_umask()
+
 
 @contextlib.contextmanager
 def replacing(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
@@ -21,6 +34,7 @@ def replacing(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(handle)
+    os.chmod(tmp, _FILE_MODE)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -35,8 +49,23 @@ def write_csv(frame, path: str | os.PathLike, index: bool = False) -> None:
 
 
 def write_json(obj: Mapping, path: str | os.PathLike) -> None:
+    """numpy scalars become Python numbers and NaN/inf become null, so summaries stay strict JSON."""
     with replacing(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
+        tmp.write_text(json.dumps(_plain(obj), indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _plain(obj):
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
 
 
 def save_figure(figure, pdf_path: str | os.PathLike, png_path: str | os.PathLike, dpi: int = 150) -> None:

@@ -237,7 +237,7 @@ def run_everything(merged: Path, out: Path, config: dict) -> dict:
     for name in ("fig1", "fig2", "fig7a", "fig8"):
         for ext in ("pdf", "png"):
             assert (f / f"{name}.{ext}").stat().st_size > 1000
-    assert not list(out.rglob("*.tmp-*"))
+    assert not [p for p in out.rglob(".*") if p.is_file()], "a temporary file was left behind"
     names = {"spearman": "spearman", "regression": "regression", "pca": "pca", "inf": "inf", "transfer": "transfer"}
     return {k: json.loads((a / f"{v}.json").read_text()) for k, v in names.items()}
 

@@ -13,30 +13,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from oodbench import atomic
 from oodbench.analysis.table import AnalysisConfig, AnalysisData, prepare, read_metrics
-from oodbench.atomic import write_csv
+from oodbench.atomic import write_csv, write_json
 
 log = logging.getLogger("oodbench")
-
-
-def write_json(obj: Mapping, path: str) -> None:
-    atomic.write_json(_plain(obj), path)
-
-
-def _plain(obj):
-    """JSON-safe copy: numpy scalars to Python, NaN/inf to null."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 def merge(metrics_path: str | None, external_entries: Sequence[Mapping], out_path: str) -> None:
