@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from oodbench.atomic import replacing
 from oodbench.preprocessing import load_image
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,6 @@ def build_cache(
     from torch.utils.data import DataLoader
 
     crop = geometry["crop"]
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f"{out_path.name}.tmp-{os.getpid()}")
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(image_paths), 3, crop, crop))
     loader = DataLoader(
         _ImageFiles(image_paths, geometry),
         batch_size=chunk,
@@ -66,16 +62,13 @@ def build_cache(
         collate_fn=_stack,
     )
     start = time.perf_counter()
-    try:
+    with replacing(out_path, suffix=".npy") as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(image_paths), 3, crop, crop))
         with torch.inference_mode(), _single_threaded_torch():
             for indices, batch in _with_progress(loader, len(image_paths), chunk, progress):
                 array[indices[0] : indices[-1] + 1] = batch
         array.flush()
         del array
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     elapsed = time.perf_counter() - start
     return len(image_paths) / max(elapsed, 1e-9)
 

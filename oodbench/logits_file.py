@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from oodbench.atomic import replacing
 
 LOGIT_DTYPES = {"float16": np.float16, "float32": np.float32}
 
@@ -26,20 +27,13 @@ def package_versions() -> dict:
 
 
 def write_logits(out_path: Path, logits: np.ndarray, image_ids: list[str], attrs: dict) -> None:
-    """Write to `<out>.tmp-<pid>` and rename: a killed job leaves nothing that looks complete."""
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f"{out_path.name}.tmp-{os.getpid()}")
-    try:
+    """Written beside and renamed: a killed job leaves nothing that looks complete."""
+    with replacing(out_path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w", track_order=True) as h5:
             h5.create_dataset("logits", data=logits, track_times=False)
             h5.create_dataset("image_id", data=np.array(image_ids, dtype=object), dtype=h5py.string_dtype(), track_times=False)
             for key, value in attrs.items():
                 h5.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_attrs(path: Path) -> dict:
