@@ -21,21 +21,20 @@ def enabled(entries: dict | None) -> dict:
 
 def model_resolutions(config: dict, model: str, dataset: str | None = None) -> list[str]:
     """A model's resolutions, narrowed by the dataset's own list when it has one (the synthetic
-    sets are read at one resolution; a FixRes model only at its own)."""
+    sets are read at the models' own preprocessing only, so FixRes models skip them)."""
     entry = config["models"][model]
     resolutions = [str(r) for r in entry.get("resolutions", config.get("resolutions", ["default"]))]
     if dataset is not None and "resolutions" in config["datasets"][dataset]:
         wanted = {str(r) for r in config["datasets"][dataset]["resolutions"]}
-        if "fixres_of" in entry:  # a FixRes model is evaluated at its resolution on every dataset
-            return resolutions
         resolutions = [r for r in resolutions if r in wanted]
     return resolutions
 
 
 def dataset_models(config: dict, dataset: str) -> list[str]:
+    """All enabled models, or exactly those a dataset's `models:` list names."""
     models = enabled(config.get("models"))
     wanted = config["datasets"][dataset].get("models")
-    return [m for m in models if wanted is None or m in wanted or models[m].get("fixres_of") in wanted]
+    return [m for m in models if wanted is None or m in wanted]
 
 
 def prediction_grid(config: dict) -> list[tuple[str, str, str]]:

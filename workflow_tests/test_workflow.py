@@ -39,8 +39,8 @@ def test_full_config_dry_run_lists_the_predict_grid(tmp_path):
     for name, dataset in config["datasets"].items():
         if not dataset.get("enabled", True):
             continue
-        if dataset["kind"] == "synthetic":  # the model grid of Section 4.3, own preprocessing only
-            expected += len(dataset["models"]) * (1 + n_fixres_res)
+        if dataset["kind"] == "synthetic":  # the model grid of Section 4.3 only, own preprocessing
+            expected += len(dataset["models"])
         else:
             expected += per_dataset
     flat = " ".join(result.output.split())
