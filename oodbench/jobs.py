@@ -16,6 +16,7 @@ import pandas as pd
 
 from oodbench.atomic import write_csv
 from oodbench.datasets.manifest import manifest_digest, read_classes, read_manifest
+from oodbench.metrics import METADATA_COLUMNS, PIPELINE_SOURCE, SCORE_COLUMNS
 from oodbench.preprocessing import Preprocessing
 
 log = logging.getLogger("oodbench")
@@ -193,10 +194,6 @@ def corruption_errors(*, corrupted_path: str, clean_path: str | None, out_path: 
     write_csv(rows[SCORE_COLUMNS], out_path)
 
 
-SCORE_COLUMNS = ["model", "dataset", "resolution", "metric", "subset", "value", "n"]
-METADATA_COLUMNS = ["group", "params", "pretraining_data", "source"]
-
-
 def metrics_table(*, score_paths: list[str], logits_paths: list[str], models: dict, out_path: str) -> None:
     """All score rows + model metadata (group, params, pre-training data) in one tidy table."""
     from oodbench.logits_file import read_attrs
@@ -220,5 +217,5 @@ def metrics_table(*, score_paths: list[str], logits_paths: list[str], models: di
         columns=["model", "group", "params", "pretraining_data"],
     )
     table = table.merge(meta, on="model", how="left")
-    table["source"] = "pipeline"
+    table["source"] = PIPELINE_SOURCE
     write_csv(table[SCORE_COLUMNS + METADATA_COLUMNS], out_path)

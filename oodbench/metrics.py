@@ -8,9 +8,15 @@ is imagenet-testbed's `class_sublist` + `merge_op='max'`.
 Probabilities (for NLL and ECE) come from a softmax over the union of member indices — the
 dataset's label set, renormalised as robustness_metrics' `use_dataset_labelset` does — and a
 dataset class's probability is the sum over its members.
+
+The score-file and metrics-table contracts (DESIGN §3, §4) live here too: their columns, the
+``source`` of the pipeline's own rows, and the checked reader every consumer of
+results/metrics.csv uses. This module stays free of torch and plotting imports.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +25,43 @@ from oodbench.datasets.manifest import class_members, label_matrix
 
 SUBSET_COLUMNS = (("corruption", "severity"), ("corruption",), ("severity",))
 ECE_BINS = 15
+
+# DESIGN §3: one score file's rows.
+SCORE_COLUMNS = ["model", "dataset", "resolution", "metric", "subset", "value", "n"]
+# DESIGN §4: the metrics table = score rows + per-model metadata + per-row ``source``.
+MODEL_METADATA_COLUMNS = ["group", "params", "pretraining_data"]
+METADATA_COLUMNS = MODEL_METADATA_COLUMNS + ["source"]
+METRICS_COLUMNS = SCORE_COLUMNS + METADATA_COLUMNS
+# At most one row per key in a metrics table.
+KEY_COLUMNS = ["model", "dataset", "resolution", "metric", "subset"]
+# ``source`` of the rows the pipeline scored itself (external tables carry their own name).
+PIPELINE_SOURCE = "pipeline"
+_TEXT_DTYPES = {"model": str, "dataset": str, "resolution": str, "metric": str, "subset": str}
+
+
+class MetricsTableError(ValueError):
+    """A metrics table that does not follow the contract (DESIGN §4)."""
+
+
+def read_metrics(path: str | Path) -> pd.DataFrame:
+    """Read a metrics table (results/metrics.csv or the merged table) and check its columns."""
+    table = pd.read_csv(path, dtype=_TEXT_DTYPES)
+    return check_metrics_table(table, str(path))
+
+
+def check_metrics_table(table: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The contract's columns in order; resolution and subset as text (no subset = ``all``),
+    numeric values. A missing column is an error naming it and ``where``."""
+    missing = [c for c in METRICS_COLUMNS if c not in table.columns]
+    if missing:
+        raise MetricsTableError(
+            f"{where}: missing column(s) {missing}; a metrics table needs {METRICS_COLUMNS}"
+        )
+    table = table[METRICS_COLUMNS].copy()
+    table["resolution"] = table["resolution"].astype(str)
+    table["subset"] = table["subset"].fillna("all").astype(str)
+    table["value"] = pd.to_numeric(table["value"], errors="raise")
+    return table
 
 
 def class_scores(logits: np.ndarray, members: list[list[int]]) -> np.ndarray:
@@ -57,18 +100,25 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(np.abs(acc_sum - conf_sum).sum() / len(confidence))
 
 
+def top1_outcomes(logits: np.ndarray, members: list[list[int]], truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: the predicted dataset class (argmax of ``class_scores``) and whether it is one
+    of the image's true classes (``truth``: N × K boolean, from ``label_matrix``)."""
+    prediction = class_scores(logits, members).argmax(axis=1)
+    return prediction, truth[np.arange(len(prediction)), prediction]
+
+
 def per_image_outcomes(logits: np.ndarray, manifest: pd.DataFrame, classes: dict) -> pd.DataFrame:
     """One row per image: prediction, correctness, confidence and NLL of the true label set."""
     members = class_members(classes)
     truth = label_matrix(manifest["label"], len(members))
-    prediction = class_scores(logits, members).argmax(axis=1)
+    prediction, correct = top1_outcomes(logits, members, truth)
     probs = class_probabilities(logits, members)
     rows = np.arange(len(prediction))
     true_prob = np.where(truth, probs, 0.0).sum(axis=1)
     return pd.DataFrame(
         {
             "prediction": prediction,
-            "correct": truth[rows, prediction],
+            "correct": correct,
             "confidence": probs[rows, prediction],
             "nll": -np.log(np.clip(true_prob, 1e-12, None)),
         },

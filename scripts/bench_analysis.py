@@ -58,8 +58,8 @@ def main() -> None:
     data = timed("prepare (tidy -> matrix)", prepare, tidy, config)
     rho = timed("spearman matrix", spearman_matrix, data.values[[data.baseline, *data.robustness]])
     correlation_summary(data, rho)
-    _, residuals, _ = timed("regressions", regress_metrics, data)
-    timed(f"residual PCA ({args.samples} perm + boot)", residual_pca, residuals,
+    timed("regressions", regress_metrics, data)
+    timed(f"residual PCA ({args.samples} perm + boot)", residual_pca,
           data.values[data.baseline].to_numpy(), data.values[data.robustness].to_numpy(),
           4, args.samples, args.samples, 0)
     timed(f"informativeness ({args.samples} boot)", informativeness, data.values, data.groups,

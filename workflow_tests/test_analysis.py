@@ -77,8 +77,7 @@ def test_only_the_planted_common_factor_is_above_the_null_band():
     for j in range(p):
         wide[f"set{j}:top1"] += 0.03 * (loadings[j] * factor + 0.6 * rng.normal(size=n))
     data = prepare(tidy_from_wide(wide), AnalysisConfig())
-    _, residuals, _ = regress_metrics(data)
-    table, summary = residual_pca(residuals, data.values[data.baseline].to_numpy(),
+    table, summary = residual_pca(data.values[data.baseline].to_numpy(),
                                   data.values[data.robustness].to_numpy(), 4, 300, 200, seed=0)
     assert table["significant"].tolist() == [True, False, False, False]
     assert summary["n_significant_components"] == 1
@@ -89,8 +88,7 @@ def test_only_the_planted_common_factor_is_above_the_null_band():
 def test_no_component_is_significant_without_shared_structure():
     wide = linear_metrics(80, np.full(10, 0.03), seed=2)
     data = prepare(tidy_from_wide(wide), AnalysisConfig())
-    _, residuals, _ = regress_metrics(data)
-    _, summary = residual_pca(residuals, data.values[data.baseline].to_numpy(),
+    _, summary = residual_pca(data.values[data.baseline].to_numpy(),
                               data.values[data.robustness].to_numpy(), 4, 300, 50, seed=0)
     assert summary["n_significant_components"] == 0
 

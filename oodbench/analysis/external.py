@@ -25,18 +25,19 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from oodbench.analysis.table import (
+from oodbench.analysis.table import AnalysisInputError
+from oodbench.metrics import (
     KEY_COLUMNS,
     METRICS_COLUMNS,
-    AnalysisInputError,
+    MODEL_METADATA_COLUMNS,
+    PIPELINE_SOURCE,
     check_metrics_table,
+    read_metrics,
 )
 
 TIDY_REQUIRED = ["model", "dataset", "metric", "value"]
-TIDY_OPTIONAL = {"resolution": "default", "subset": "all", "n": None, "group": None,
-                 "params": None, "pretraining_data": None}
-WIDE_METADATA = ("group", "params", "pretraining_data")
-PIPELINE_SOURCE = "pipeline"
+TIDY_OPTIONAL = {"resolution": "default", "subset": "all", "n": None,
+                 **dict.fromkeys(MODEL_METADATA_COLUMNS)}
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,6 @@ def read_tidy(spec: ExternalTable) -> pd.DataFrame:
         if column not in table.columns:
             table[column] = default
     table["resolution"] = table["resolution"].fillna(spec.resolution)
-    table["subset"] = table["subset"].fillna("all")
     return table
 
 
@@ -117,11 +117,11 @@ def read_wide(spec: ExternalTable) -> pd.DataFrame:
             f"config external_results[{spec.name!r}]: a wide table needs a 'columns' mapping "
             "from CSV header to '<dataset>:<metric>[:<subset>]'"
         )
-    bad_meta = sorted(set(spec.metadata) - set(WIDE_METADATA))
+    bad_meta = sorted(set(spec.metadata) - set(MODEL_METADATA_COLUMNS))
     if bad_meta:
         raise AnalysisInputError(
             f"config external_results[{spec.name!r}].metadata: unknown field(s) {bad_meta}; "
-            f"allowed: {list(WIDE_METADATA)}"
+            f"allowed: {MODEL_METADATA_COLUMNS}"
         )
     _require_columns(table, [spec.model_column, *spec.columns, *spec.metadata.values()], where)
     parts = {header: _split_metric_name(target, spec) for header, target in spec.columns.items()}
@@ -137,7 +137,7 @@ def read_wide(spec: ExternalTable) -> pd.DataFrame:
     long["subset"] = long["header"].map(lambda h: parts[h][2])
     long["resolution"] = spec.resolution
     long["n"] = None
-    for column in WIDE_METADATA:
+    for column in MODEL_METADATA_COLUMNS:
         if column not in long.columns:
             long[column] = None
     return long.drop(columns="header")
@@ -169,13 +169,13 @@ def read_external(spec: ExternalTable) -> pd.DataFrame:
 
 
 def merge_results(pipeline: pd.DataFrame | None, externals: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate pipeline rows and external rows; a key provided twice is an error."""
+    """Concatenate pipeline rows and external rows (as ``read_metrics`` / ``read_external``
+    return them: checked, normalised); a key provided twice is an error."""
     parts = [p for p in [pipeline, *externals] if p is not None and not p.empty]
     if not parts:
         return pd.DataFrame(columns=METRICS_COLUMNS)
+    # Both kinds of part went through check_metrics_table: resolution and subset are text.
     merged = pd.concat(parts, ignore_index=True)
-    merged["subset"] = merged["subset"].fillna("all").astype(str)
-    merged["resolution"] = merged["resolution"].astype(str)
     clash = merged.duplicated(KEY_COLUMNS, keep=False)
     if clash.any():
         rows = merged.loc[clash, [*KEY_COLUMNS, "source"]]
@@ -193,8 +193,6 @@ def merge_results(pipeline: pd.DataFrame | None, externals: Sequence[pd.DataFram
 
 def load_all(metrics_path: str | Path | None, external_entries: Sequence[Mapping]) -> pd.DataFrame:
     """Read the pipeline's metrics table (if any) and every configured external table."""
-    from oodbench.analysis.table import read_metrics
-
     pipeline = read_metrics(metrics_path) if metrics_path else None
     specs = [ExternalTable.from_mapping(e) for e in external_entries]
     names = [s.name for s in specs]

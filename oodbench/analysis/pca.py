@@ -66,7 +66,6 @@ def bootstrap_fractions(
 
 
 def residual_pca(
-    residuals: pd.DataFrame,
     baseline: np.ndarray,
     metrics: np.ndarray,
     n_components: int,
@@ -74,17 +73,21 @@ def residual_pca(
     n_bootstrap: int,
     seed: int,
 ) -> tuple[pd.DataFrame, dict]:
-    """Table of the first components: observed, bootstrap CI, null band, significance."""
+    """Table of the first components: observed, bootstrap CI, null band, significance.
+
+    baseline: (n,) ImageNet accuracy per model; metrics: (n, p) robustness metrics.
+    """
     from threadpoolctl import threadpool_limits
 
     rng_null, rng_boot = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    z = standardise(residuals.to_numpy(dtype=float))
+    baseline, metrics = np.asarray(baseline, float), np.asarray(metrics, float)
+    z = standardise(fit_on_baseline(baseline, metrics)["residuals"])
     # Many small stacked products: multi-threaded BLAS only adds contention (10x slower on
     # a busy 2-core machine, measured), so run single-threaded.
     with threadpool_limits(limits=1):
         observed = explained_fractions(z)
         null = permutation_null(z, n_permutations, rng_null)
-        boot = bootstrap_fractions(np.asarray(baseline, float), np.asarray(metrics, float), n_bootstrap, rng_boot)
+        boot = bootstrap_fractions(baseline, metrics, n_bootstrap, rng_boot)
     k = min(n_components, observed.shape[-1])
     with np.errstate(invalid="ignore"):
         null_low, null_median, null_high = np.nanpercentile(null[:, :k], [2.5, 50, 97.5], axis=0)

@@ -13,8 +13,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from oodbench.analysis.table import AnalysisConfig, AnalysisData, prepare, read_metrics
+from oodbench.analysis.table import AnalysisConfig, AnalysisData, prepare
 from oodbench.atomic import write_csv, write_json
+from oodbench.metrics import read_metrics
 
 log = logging.getLogger("oodbench")
 
@@ -83,7 +84,6 @@ def regression(merged_path: str, config_block: Mapping, table_path: str, residua
 
 def residual_pca(merged_path: str, config_block: Mapping, table_path: str, summary_path: str) -> None:
     from oodbench.analysis.pca import residual_pca as run_pca
-    from oodbench.analysis.regression import regress_metrics
 
     config, data = load(merged_path, config_block)
     status = _status(data.n_models, config.min_models_for("pca"), "the residual PCA",
@@ -92,9 +92,7 @@ def residual_pca(merged_path: str, config_block: Mapping, table_path: str, summa
     table = pd.DataFrame(columns=["component", "explained", "ci_low", "ci_high", "null_low",
                                   "null_median", "null_high", "p_value", "significant"])
     if status["status"] == "ok":
-        _, residuals, _ = regress_metrics(data)
         table, numbers = run_pca(
-            residuals,
             data.values[data.baseline].to_numpy(),
             data.values[data.robustness].to_numpy(),
             n_components=config.pca_components,

@@ -8,16 +8,12 @@ the transfer scores comes from the ``analysis`` block of the config (see ``Analy
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-TIDY_COLUMNS = ["model", "dataset", "resolution", "metric", "subset", "value", "n"]
-METADATA_COLUMNS = ["group", "params", "pretraining_data", "source"]
-METRICS_COLUMNS = TIDY_COLUMNS + METADATA_COLUMNS
-KEY_COLUMNS = ["model", "dataset", "resolution", "metric", "subset"]
+from oodbench.metrics import MODEL_METADATA_COLUMNS
 
 
 # VTAB-1k group scores; a transfer column absent from the results is simply not analysed.
@@ -37,25 +33,6 @@ def column_name(dataset: str, metric: str, subset: str = "all") -> str:
     """The matrix column name of one (dataset, metric, subset)."""
     base = f"{dataset}:{metric}"
     return base if subset in ("all", "", None) else f"{base}:{subset}"
-
-
-def read_metrics(path: str | Path) -> pd.DataFrame:
-    """Read a metrics table (docs/contracts.md §4) and check its columns."""
-    table = pd.read_csv(path, dtype={"resolution": str, "subset": str, "model": str})
-    return check_metrics_table(table, str(path))
-
-
-def check_metrics_table(table: pd.DataFrame, where: str) -> pd.DataFrame:
-    missing = [c for c in METRICS_COLUMNS if c not in table.columns]
-    if missing:
-        raise AnalysisInputError(
-            f"{where}: missing column(s) {missing}; a metrics table needs {METRICS_COLUMNS}"
-        )
-    table = table[METRICS_COLUMNS].copy()
-    table["resolution"] = table["resolution"].astype(str)
-    table["subset"] = table["subset"].fillna("all").astype(str)
-    table["value"] = pd.to_numeric(table["value"], errors="raise")
-    return table
 
 
 @dataclass(frozen=True)
@@ -151,25 +128,22 @@ def wide_matrix(tidy: pd.DataFrame, resolution: str = "default") -> pd.DataFrame
 
 
 def model_metadata(tidy: pd.DataFrame) -> pd.DataFrame:
-    """One row per model: group, params, pretraining_data, source.
+    """One row per model: group, params, pretraining_data.
 
     A model whose rows disagree on a metadata field is an error naming the model.
     """
-    meta = tidy[["model", *METADATA_COLUMNS]].drop_duplicates()
+    meta = tidy[["model", *MODEL_METADATA_COLUMNS]].drop_duplicates()
     result = {}
-    for column in METADATA_COLUMNS:
+    for column in MODEL_METADATA_COLUMNS:
         per_model = meta[["model", column]].dropna().drop_duplicates()
         conflicts = per_model["model"][per_model["model"].duplicated()]
-        if column != "source" and not conflicts.empty:
+        if not conflicts.empty:
             name = conflicts.iloc[0]
             values = per_model.loc[per_model["model"] == name, column].tolist()
             raise AnalysisInputError(
                 f"model {name!r} has conflicting {column!r} values {values} across its rows"
             )
-        if column == "source":
-            result[column] = per_model.groupby("model")[column].agg(lambda s: ";".join(sorted(set(s))))
-        else:
-            result[column] = per_model.set_index("model")[column]
+        result[column] = per_model.set_index("model")[column]
     return pd.DataFrame(result).reindex(sorted(tidy["model"].unique()))
 
 

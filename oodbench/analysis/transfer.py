@@ -20,7 +20,7 @@ def transfer_points(data: AnalysisData) -> pd.DataFrame:
     """One row per model: group, ImageNet, mean/residual robustness, each transfer score."""
     values = data.values
     points = pd.DataFrame(index=values.index)
-    points["group"] = data.groups.reindex(values.index)
+    points["group"] = data.groups  # prepare() aligned it with values
     points["imagenet"] = values[data.baseline]
     robust = values[data.robustness].mean(axis=1) if data.robustness else np.nan
     points["mean_robustness"] = robust

@@ -30,12 +30,8 @@ def read_json(path: str) -> dict:
 
 
 def read_matrix(path: str) -> pd.DataFrame:
-    if Path(path).stat().st_size == 0:
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(path, index_col=0)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
+    """A matrix written by oodbench.analysis.run (never empty: at least a header line)."""
+    return pd.read_csv(path, index_col=0)
 
 
 def note_panel(ax, text: str) -> None:

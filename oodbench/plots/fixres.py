@@ -15,15 +15,14 @@ never dropped, so a figure always has the layout the caption describes.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from oodbench.atomic import save_figure
+from oodbench.finetune.settings import FIXRES_NAME
 
-FIXRES_NAME = re.compile(r"^(?P<base>.+)\+fixres(?P<resolution>\d+)$")
 ACCURACY_METRICS = ("top1", "pm10")
 FIG4_DATASETS = ("imagenet_a", "objectnet")
 BAR_KINDS = ("Default", "Best", "FixRes")
@@ -91,6 +90,9 @@ def _model_order(metrics: pd.DataFrame, models: Sequence[str] | None) -> list[st
 
 
 def note_panel(ax, text: str) -> None:
+    """A grid cell without data. Unlike plots.analysis.note_panel it keeps the axes: the cell's
+    frame keeps the grid the caption describes, and in figure 11 the first column's y label
+    names the row's model."""
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes,
             fontsize=8, color="#b00020", bbox={"boxstyle": "round", "fc": "#fff3f3", "ec": "#b00020"})
     ax.set_xticks([])
@@ -223,10 +225,6 @@ def _draw_curves(ax, part: pd.DataFrame, ticks: list[int]) -> None:
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticklabels([str(t) for t in ticks], fontsize=6, rotation=45)
     ax.tick_params(axis="y", labelsize=6)
-
-
-def read_metrics(path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"resolution": str, "model": str, "dataset": str, "metric": str, "subset": str})
 
 
 FIGURES = {
