@@ -17,19 +17,22 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from oodbench.datasets.common import DatasetLayoutError
 from oodbench.finetune import schedule as sched
+from oodbench.finetune import settings as settings_module
 from oodbench.finetune.data import (
     TrainingDataMissing,
     build_demo_train_split,
     holdout_boxes,
     load_training_set,
     locate_train_folder,
+    prepare_imagenet_train,
     scan_train_folder,
-    write_relative_manifest,
 )
 from oodbench.finetune.settings import (
     fixres_entries,
     fixres_name,
+    job_settings,
     model_fixres_settings,
     model_schedule,
     parse_fixres_name,
@@ -130,6 +133,29 @@ def test_per_model_settings_override_the_block():
         fixres_entries({**_config(), "fixres": {"models": ["nope"], "resolutions": [224]}})
 
 
+def test_job_params_carry_only_what_the_fine_tune_reads():
+    # finetune_fixres's params (rules/common.smk get_fixres_settings): Snakemake reruns a job
+    # whose params change, so options of other jobs must not be in them.
+    base = job_settings(_config(), "r50")
+    assert set(base) == {"batch_size", "micro_batch", "trainable", "steps", "lr", "bit",
+                         "seed", "hflip", "state_every", "num_workers", "amp"}
+    wider = _config(resolutions=[64, 224, 320, 512], fig4_datasets=["imagenet_a"],
+                    demo_train={"crops_per_photo": 4}, train_dataset="other", imagenet_train_path="x")
+    wider["models"]["r101"] = {"loader": "timm", "timm": "resnet101", "group": "ResNet"}
+    wider["fixres"]["models"] = ["r50", "bit", "r101"]
+    assert job_settings(wider, "r50") == base
+    assert job_settings(_config(models=["r50"]), "r50") == base
+    for key, value in {"steps": 10, "lr": 0.1, "trainable": "classifier_bn", "batch_size": 256}.items():
+        changed = _config()
+        changed["models"]["r50"]["fixres"] = {key: value}
+        assert job_settings(changed, "r50") != base, key
+        assert job_settings(changed, "r50")[key] == value
+    assert job_settings(_config(seed=1), "r50") != base
+    # The job derives the schedule from these params and the model's entry.
+    config = _config()
+    assert settings_module.schedule_of(job_settings(config, "bit"), config["models"]["bit"]) == model_schedule(config, "bit")
+
+
 # ----------------------------------------------------------------------------- data
 
 
@@ -168,11 +194,27 @@ def test_nested_train_tar_is_unpacked_and_scanned(tmp_path):
         scan_train_folder(folder, wnids + ["n00000004"])
     classes = {"dataset": "t", "source": "test",
                "classes": [{"name": w, "imagenet": [i]} for i, w in enumerate(wnids)]}
-    dest = write_relative_manifest(table, folder, classes, tmp_path / "data" / "imagenet_train")
+    dest = prepare_imagenet_train(raw, tmp_path / "data" / "imagenet_train", wnids=wnids, classes=classes)
     assert (dest / ".prepared").is_file()
     train_set = load_training_set(dest / "manifest.csv")
     assert len(train_set) == 6 and all(Path(p).is_file() for p in train_set.paths)
     assert train_set.members == [[0], [1], [2]]
+    assert pd.read_csv(dest / "manifest.csv")["path"].iloc[0] == "images/n00000001/n00000001_0.JPEG"
+
+
+def test_truncated_train_image_is_refused_and_nothing_is_prepared(tmp_path):
+    wnids = ["n00000001", "n00000002"]
+    train = tmp_path / "raw" / "train"
+    for k, wnid in enumerate(wnids):
+        _jpeg(train / wnid / f"{wnid}_0.JPEG", (0, 90 * k, 0))
+    broken = train / "n00000002" / "n00000002_0.JPEG"
+    broken.write_bytes(broken.read_bytes()[:-200])
+    classes = {"dataset": "t", "source": "test",
+               "classes": [{"name": w, "imagenet": [i]} for i, w in enumerate(wnids)]}
+    dest = tmp_path / "data" / "imagenet_train"
+    with pytest.raises(DatasetLayoutError, match="truncated or unreadable"):
+        prepare_imagenet_train(tmp_path / "raw", dest, wnids=wnids, classes=classes)
+    assert not dest.exists() and list((tmp_path / "data").iterdir()) == []
 
 
 def test_demo_train_split_is_disjoint_from_the_test_region(tmp_path):
@@ -297,6 +339,7 @@ def test_classifier_bn_changes_only_the_intended_tensors_and_loss_falls(tmp_path
     assert provenance["data_manifest_digest"] and provenance["versions"]["torch"]
     assert json.loads(out.with_suffix(".json").read_text())["steps"] == 8
     assert not out.with_suffix(".state.pt").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted([out.name, out.with_suffix(".json").name])
 
 
 def test_full_fine_tune_lowers_the_loss(tmp_path):
@@ -427,7 +470,8 @@ def test_figures_render_with_partial_data(tmp_path, name):
     pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
     fixres_plots.render_figure(name, _metrics_rows(), pdf, png)
     assert pdf.stat().st_size > 1000 and png.stat().st_size > 1000
-    assert not list(tmp_path.glob("*.tmp*"))
+    # oodbench.atomic temporaries are hidden `.<name>.*` files
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or ".tmp" in p.name]
 
 
 def test_bar_figure_notes_missing_datasets():

@@ -8,9 +8,11 @@ ImageNet's training set needs a login, so the user places it under the raw folde
 - ``train/<wnid>/*.JPEG``: the already extracted folder (a symlink is fine).
 
 :func:`prepare_imagenet_train` writes the prepared dataset ``data/imagenet_train/`` (manifest
-contract §1): ``manifest.csv`` with paths relative to it pointing into the raw folder, labels in
-sorted-wnid order (= the 1000 ImageNet logits), ``classes.json`` with 1000 singleton classes,
-and ``.prepared`` last. The images are never copied.
+contract §1) the way the validation set is prepared (`oodbench.datasets.imagenet.prepare`):
+``images/`` (a symlink to the extracted ``train/`` folder; the images are never copied),
+``manifest.csv`` with paths ``images/<wnid>/<file>`` relative to it, labels in sorted-wnid order
+(= the 1000 ImageNet logits), ``classes.json`` with 1000 singleton classes, and ``.prepared``
+last. Every image is checked for truncation first (`check_images`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oodbench.datasets.common import imagenet_wnids, singleton_classes
+from oodbench.datasets.common import IMAGES_DIR, check_images, imagenet_wnids, singleton_classes, unpack_or_link
 from oodbench.datasets.demo import TRAIN_STRIP_FRACTION as DEMO_TRAIN_FRACTION
 from oodbench.datasets.demo import holdout_boxes
 from oodbench.datasets.manifest import (
@@ -33,7 +35,8 @@ from oodbench.datasets.manifest import (
     manifest_digest,
     read_classes,
     read_manifest,
-    write_manifest_atomically,
+    staged_dataset_dir,
+    write_manifest,
 )
 
 log = logging.getLogger(__name__)
@@ -140,7 +143,7 @@ def scan_train_folder(folder: str | os.PathLike, wnids: list[str]) -> pd.DataFra
         frames.append(pd.DataFrame({"wnid": wnid, "name": names, "label": label}))
     table = pd.concat(frames, ignore_index=True)
     table["image_id"] = table["name"].str.rsplit(".", n=1).str[0]
-    table["path"] = table["wnid"] + os.sep + table["name"]
+    table["path"] = table["wnid"] + "/" + table["name"]
     return table[["image_id", "path", "label"]]
 
 
@@ -156,26 +159,25 @@ def imagenet_train_classes() -> dict:
 def prepare_imagenet_train(
     raw_dir: str | os.PathLike = DEFAULT_RAW_DIR,
     dest_dir: str | os.PathLike = DEFAULT_PREPARED_DIR,
+    *,
+    wnids: list[str] | None = None,
+    classes: dict | None = None,
+    verify_images: str = "tail",
 ) -> Path:
-    """Write ``dest_dir/{manifest.csv,classes.json,.prepared}`` for the training set in ``raw_dir``."""
-    dest_dir = Path(dest_dir)
-    folder = locate_train_folder(raw_dir)
-    table = scan_train_folder(folder, list(imagenet_wnids()))
-    return write_relative_manifest(table, folder, imagenet_train_classes(), dest_dir)
+    """Build ``dest_dir/{images,manifest.csv,classes.json,.prepared}`` for the training set in ``raw_dir``.
 
-
-def write_relative_manifest(table: pd.DataFrame, image_root: Path, classes: dict, dest_dir: Path) -> Path:
-    """Write the prepared folder; ``table.path`` is relative to ``image_root``.
-
-    Manifest paths must be relative to the manifest's folder (contract §1), so they are rebased
-    onto ``image_root`` as seen from ``dest_dir``. The staging folder is a sibling of
-    ``dest_dir``, so the same relative path resolves from both.
+    ``wnids``/``classes`` default to the 1000 ImageNet classes (tests pass fewer);
+    ``verify_images``: ``tail`` | ``decode`` | ``none``, as for the validation set.
     """
-    rel_root = os.path.relpath(os.path.abspath(image_root), os.path.abspath(dest_dir))
-    rows = table.copy()
-    rows["path"] = rel_root + os.sep + rows["path"]
-    rows["label"] = rows["label"].astype(str)
-    return write_manifest_atomically(rows, classes, dest_dir)
+    folder = locate_train_folder(raw_dir)
+    with staged_dataset_dir(dest_dir) as staging:
+        unpack_or_link(folder, staging / IMAGES_DIR)
+        # scanned at its own path so that layout errors name the user's folder
+        table = scan_train_folder(folder, list(wnids or imagenet_wnids()))
+        table["path"] = IMAGES_DIR + "/" + table["path"]
+        check_images(staging, table["path"].tolist(), verify_images)
+        write_manifest(table, classes or imagenet_train_classes(), staging)
+    return Path(dest_dir)
 
 
 # ----------------------------------------------------------------------------- reading for training

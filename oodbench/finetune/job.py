@@ -21,24 +21,22 @@ def run_fixres(
     backend: str = "tensor",
     threads: int = 1,
 ) -> dict:
-    """``settings``: the model's resolved `fixres` settings (`model_fixres_settings`) plus
-    ``schedule`` (a `FixResSchedule.to_dict()`)."""
+    """``settings``: the model's resolved `fixres` settings (`settings.job_settings`); the
+    schedule follows from them and ``entry`` (`settings.schedule_of`)."""
     from oodbench.gpu_lease import acquire_gpu
 
     lease = acquire_gpu()
     import torch
 
     from oodbench.finetune.data import load_training_set
-    from oodbench.finetune.schedule import FixResSchedule
+    from oodbench.finetune.settings import schedule_of
     from oodbench.finetune.trainer import FineTuneSettings, fine_tune
     from oodbench.jobs import progress_bar
     from oodbench.models.registry import build_model, pretrained_cfg, weights_digest
     from oodbench.preprocessing import resolve_preprocessing
 
     torch.set_num_threads(max(1, threads))
-    schedule_dict = dict(settings["schedule"])
-    schedule_dict["decay_steps"] = tuple(schedule_dict["decay_steps"])
-    schedule = FixResSchedule(**schedule_dict)
+    schedule = schedule_of(settings, entry)
     run_settings = FineTuneSettings(
         resolution=int(resolution),
         schedule=schedule,

@@ -42,6 +42,9 @@ DEFAULTS = {
     "train_dataset": "imagenet_train",
 }
 PER_MODEL_KEYS = ("batch_size", "micro_batch", "trainable", "steps", "lr", "bit")
+# What a finetune_fixres job reads (oodbench.finetune.job): its params carry exactly these, so
+# adding a model or resolution, or changing a figure option, does not rerun finished fine-tunes.
+JOB_KEYS = PER_MODEL_KEYS + ("seed", "hflip", "state_every", "num_workers", "amp")
 
 
 def fixres_name(base: str, resolution: int | str) -> str:
@@ -83,15 +86,24 @@ def model_fixres_settings(config: dict, model: str) -> dict:
     return {**block, **own}
 
 
-def model_schedule(config: dict, model: str) -> FixResSchedule:
+def job_settings(config: dict, model: str) -> dict:
+    """The `finetune_fixres` job's params: the model's resolved settings, `JOB_KEYS` only."""
     settings = model_fixres_settings(config, model)
-    entry = config["models"][model]
+    return {key: settings[key] for key in JOB_KEYS}
+
+
+def schedule_of(settings: dict, entry: dict) -> FixResSchedule:
+    """The schedule for resolved settings (`job_settings`) and the model's registry entry."""
     return fixres_schedule(
         batch_size=int(settings["batch_size"]),
         bit=is_bit_model(entry.get("timm", ""), settings["bit"]),
         steps=settings["steps"],
         base_lr_per_256=settings["lr"],
     )
+
+
+def model_schedule(config: dict, model: str) -> FixResSchedule:
+    return schedule_of(job_settings(config, model), config["models"][model])
 
 
 def fixres_entry(config: dict, base: str, resolution: int) -> dict:

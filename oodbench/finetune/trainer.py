@@ -33,9 +33,9 @@ statistics. Batch-norm layers in training mode see micro-batch statistics, as pe
 in the paper's own data-parallel setup (2048 images over 64 TPU cores = 32 per core).
 
 Resumable: every `state_every` steps the model, optimiser, step and RNG states go to
-``<out>.state.pt`` (temp file + rename); a restart with the same settings continues from it and
-ends with the same weights as an uninterrupted run (the data order is a pure function of seed
-and step, not of the loader's state).
+``<out>.state.pt`` (hidden temp file + rename, `oodbench.atomic.replacing`); a restart with the
+same settings continues from it and ends with the same weights as an uninterrupted run (the data
+order is a pure function of seed and step, not of the loader's state).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from oodbench.atomic import replacing, write_json
 from oodbench.finetune.data import TrainingSet
 from oodbench.finetune.schedule import FixResSchedule, micro_batches
 from oodbench.preprocessing import Preprocessing, load_image
@@ -282,18 +283,6 @@ def sidecar_path_for(out_path: Path) -> Path:
     return out_path.with_suffix(".json")
 
 
-def atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _rng_state(device: torch.device) -> dict:
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -308,18 +297,17 @@ def _restore_rng(state: dict, device: torch.device) -> None:
 
 
 def save_state(path, model, optimizer, step, losses, fingerprint, device) -> None:
-    atomic_torch_save(
-        {
-            "format": STATE_FORMAT,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "losses": list(losses),
-            "rng": _rng_state(device),
-            "fingerprint": json.dumps(fingerprint, sort_keys=True),
-        },
-        path,
-    )
+    state = {
+        "format": STATE_FORMAT,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "losses": list(losses),
+        "rng": _rng_state(device),
+        "fingerprint": json.dumps(fingerprint, sort_keys=True),
+    }
+    with replacing(path, suffix=".pt") as tmp:
+        torch.save(state, tmp)
 
 
 def load_state(path: Path, fingerprint: dict) -> dict | None:
@@ -504,16 +492,12 @@ def write_checkpoint(model: nn.Module, provenance: dict, out_path: Path) -> None
     """
     state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     text = json.dumps(provenance, indent=1, sort_keys=True, default=str)
-    atomic_write_text(text + "\n", sidecar_path_for(out_path))
-    atomic_torch_save({"state_dict": state_dict, "provenance": text}, out_path)
+    # The sidecar holds the same content (parsed back, so anything `default=str` caught is a string).
+    write_json(json.loads(text), sidecar_path_for(out_path))
+    with replacing(out_path, suffix=".pth") as tmp:
+        torch.save({"state_dict": state_dict, "provenance": text}, tmp)
 
 
 def read_provenance(path: str | os.PathLike) -> dict:
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     return json.loads(checkpoint["provenance"])
-
-
-def settings_summary(settings: FineTuneSettings) -> dict:
-    out = asdict(settings)
-    out["schedule"] = settings.schedule.to_dict()
-    return out
