@@ -237,9 +237,7 @@ def get_fixres_base_entry(wildcards):
 
 def get_fixres_settings(wildcards):
     get_fixres_pair(wildcards)
-    out = fixres_settings.model_fixres_settings(config, wildcards.model)
-    out["schedule"] = fixres_settings.model_schedule(config, wildcards.model).to_dict()
-    return out
+    return fixres_settings.job_settings(config, wildcards.model)
 
 
 def get_fixres_plot_models():
@@ -249,12 +247,24 @@ def get_fixres_plot_models():
 # --- synthetic factor-of-variation sets (rules/synthetic.smk) ----------------------------
 
 
+def get_synthetic_settings(job):
+    """Params function: only the part of the synthetic block that the `job` rule reads (see
+    rule_settings), so that editing another part (a figure option, a model-grid label) does
+    not rerun it."""
+
+    def settings(wildcards):
+        factor = wildcards.get("factor") or wildcards.get("variant")
+        return synthetic_workflow.rule_settings(SYNTHETIC, job, factor)
+
+    return settings
+
+
 def get_synthetic_object_inputs(wildcards):
-    inputs = synthetic_workflow.object_inputs(SYNTHETIC)
+    user_keys = synthetic_workflow.USER_OBJECT_INPUTS
     return {
         name: path
-        for name, path in inputs.items()
-        if user_supplied("synthetic.objects.folder", path)
+        for name, path in synthetic_workflow.object_inputs(SYNTHETIC).items()
+        if name not in user_keys or user_supplied(user_keys[name], path)
     }
 
 
@@ -262,14 +272,14 @@ def get_synthetic_background_inputs(wildcards):
     return [
         path
         for path in synthetic_workflow.background_inputs(SYNTHETIC)
-        if user_supplied("synthetic.backgrounds.folder", path)
+        if user_supplied(synthetic_workflow.USER_BACKGROUNDS_KEY, path)
     ]
 
 
 def user_supplied(key, path):
-    """A folder the user provides (cut-outs, backgrounds): a dry-run only warns when it is
-    missing, so the DAG can be listed; a real run stops before any job starts."""
-    if Path(path).exists() or path.startswith("data/synthetic_sources/"):
+    """A file or folder the user provides (cut-outs, class map, backgrounds): a dry-run
+    only warns when it is missing, so the DAG can be listed; a real run stops first."""
+    if Path(path).exists():
         return True
     message = (
         f"{key}: {path} does not exist; put your files there (README: Synthetic factors of "

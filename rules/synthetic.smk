@@ -18,7 +18,7 @@ rule synthetic_openimages_select:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("openimages_select"),
     script:
         "../scripts/synthetic_openimages_select.py"
 
@@ -33,7 +33,7 @@ rule synthetic_objects:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("objects"),
     script:
         "../scripts/synthetic_objects.py"
 
@@ -48,7 +48,7 @@ rule synthetic_backgrounds:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("backgrounds"),
     script:
         "../scripts/synthetic_backgrounds.py"
 
@@ -64,7 +64,7 @@ rule synthetic_compose:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("compose"),
         num_shards=get_synthetic_num_shards,
     script:
         "../scripts/synthetic_compose.py"
@@ -83,7 +83,7 @@ rule synthetic_merge:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("merge"),
     script:
         "../scripts/synthetic_merge.py"
 
@@ -99,7 +99,7 @@ rule synthetic_analysis:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("analysis"),
         logits=get_synthetic_analysis_logits_by_model,
     script:
         "../scripts/synthetic_analysis.py"
@@ -126,7 +126,7 @@ rule synthetic_fig5_location:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("figure"),
         figure="fig5_location",
     script:
         "../scripts/synthetic_figure.py"
@@ -154,7 +154,7 @@ rule synthetic_fig6_rotation_size:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("figure"),
         figure="fig6_rotation_size",
     script:
         "../scripts/synthetic_figure.py"
@@ -183,7 +183,7 @@ rule synthetic_fig12_samples:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("figure"),
         figure="fig12_samples",
     script:
         "../scripts/synthetic_figure.py"
@@ -210,7 +210,7 @@ rule synthetic_fig13_size:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("figure"),
         figure="fig13_size",
     script:
         "../scripts/synthetic_figure.py"
@@ -237,7 +237,7 @@ rule synthetic_fig14_rotation:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("figure"),
         figure="fig14_rotation",
     script:
         "../scripts/synthetic_figure.py"
@@ -264,7 +264,7 @@ rule synthetic_fig15_location:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("figure"),
         figure="fig15_location",
     script:
         "../scripts/synthetic_figure.py"
@@ -291,7 +291,7 @@ rule synthetic_fig16_location_50:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("figure"),
         figure="fig16_location_50",
     script:
         "../scripts/synthetic_figure.py"
@@ -318,7 +318,7 @@ rule synthetic_fig17_location_75:
     conda:
         "../envs/synthetic.yaml"
     params:
-        synthetic=lookup_config("synthetic", {}),
+        synthetic=get_synthetic_settings("figure"),
         figure="fig17_location_75",
     script:
         "../scripts/synthetic_figure.py"

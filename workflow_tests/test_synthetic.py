@@ -17,7 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from oodbench.synthetic import analysis, compose, geometry, grid, sources
+from oodbench.synthetic import analysis, compose, geometry, grid, pipeline, sources, workflow
 
 REPO = Path(__file__).resolve().parents[1]
 CANVAS = (96, 96)
@@ -196,7 +196,7 @@ def build(root: Path, factor: str, config: dict, shards: int, dest: Path) -> pd.
         shard_dir = dest.parent / f"{dest.name}.shards/{k}"
         compose.compose_shard(factor, k, shards, root / "objects/objects.csv", root / "backgrounds.csv", config, shard_dir, progress=False)
         dirs.append(shard_dir)
-    return compose.merge_shards(factor, dirs, root / "objects/objects.csv", dest)
+    return compose.merge_shards(factor, dirs, compose.read_objects(root / "objects/objects.csv"), dest)
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -340,14 +340,80 @@ def test_image_correctness_uses_max_over_member_logits(tiny_sources):
     cups = np.flatnonzero(rows["label"].to_numpy() == 1)
     logits[cups[: len(cups) // 2], 968] = 9.0
     write_fixture_logits(tiny_sources / "m.h5", manifest_path, logits, rows["image_id"])
-    correct = analysis.image_correctness(manifest_path, tiny_sources / "m.h5")
+    inputs = analysis.read_manifest_truth(manifest_path)
+    correct = analysis.image_correctness(inputs, tiny_sources / "m.h5")
     expected = rows["label"].to_numpy() == 0
     expected[cups[: len(cups) // 2]] = True
     np.testing.assert_array_equal(correct, expected)
     with h5py.File(tiny_sources / "m.h5", "a") as h5:
         h5.attrs["manifest_digest"] = "0" * 64
-    with pytest.raises(analysis.AnalysisError, match="another manifest"):
-        analysis.image_correctness(manifest_path, tiny_sources / "m.h5")
+    with pytest.raises(ValueError, match="different manifest"):
+        analysis.image_correctness(inputs, tiny_sources / "m.h5")
+
+
+# ----------------------------------------------------------------------------- rule params
+
+
+def synthetic_blocks() -> list[dict]:
+    """The paper's (OpenImages objects, a backgrounds folder) and the demo's synthetic block."""
+    return [yaml.safe_load((REPO / name).read_text())["synthetic"] for name in ("config.yaml", "demo/config.yaml")]
+
+
+def source_params(synthetic: dict) -> dict:
+    """What the select/objects/backgrounds/compose/merge rules get as params."""
+    jobs = [("objects", None), ("backgrounds", None)]
+    jobs += [(job, factor) for job in ("compose", "merge") for factor in synthetic["factors"]]
+    if synthetic["objects"]["source"] == "openimages":
+        jobs.append(("openimages_select", None))
+    return {(job, factor): workflow.rule_settings(synthetic, job, factor) for job, factor in jobs}
+
+
+@pytest.mark.parametrize("synthetic", synthetic_blocks(), ids=["paper", "demo"])
+def test_rule_params_hold_only_what_each_job_reads(synthetic):
+    """Params are a rerun trigger: figure options, model-grid labels and analysis settings must
+    not rerun the set's composition (whose manifest would rerun every predict job on it)."""
+    edited = yaml.safe_load(yaml.safe_dump(synthetic))
+    edited["figures"] = {"main_rows": 1, "samples_per_factor": 2}
+    for panel in edited["model_grid"]:
+        panel["title"] += " (edited)"
+        for row in panel["rows"]:
+            row["label"] += " (edited)"
+    edited["factors"]["location"]["normalise_quantile"] = 0.9
+    assert source_params(edited) == source_params(synthetic)
+    assert workflow.rule_settings(edited, "figure") != workflow.rule_settings(synthetic, "figure")
+    assert workflow.rule_settings(edited, "analysis", "location_75") != workflow.rule_settings(synthetic, "analysis", "location_75")
+
+    reseeded = {**synthetic, "seed": synthetic.get("seed", 0) + 1}
+    before, after = source_params(synthetic), source_params(reseeded)
+    changed = {key for key in before if before[key] != after[key]}
+    seeded_backgrounds = {("backgrounds", None)} if synthetic["backgrounds"]["source"] == "demo" else set()
+    assert changed == {("compose", factor) for factor in synthetic["factors"]} | seeded_backgrounds
+    regridded = yaml.safe_load(yaml.safe_dump(synthetic))
+    regridded["factors"]["size"]["min_visible"] = 0.5
+    assert workflow.rule_settings(regridded, "compose", "size") != workflow.rule_settings(synthetic, "compose", "size")
+    assert workflow.rule_settings(regridded, "compose", "rotation") == workflow.rule_settings(synthetic, "compose", "rotation")
+
+
+def test_narrowed_settings_suffice_for_the_jobs(tiny_sources):
+    """Each job runs on its rule's narrowed settings (folder objects and backgrounds here; the
+    demo sources run in test_rules_build_the_demo_set_and_the_figures)."""
+    synthetic = synthetic_config(
+        objects={"source": "folder", "folder": {"path": str(tiny_sources / "cutouts_in"), "class_map": str(tiny_sources / "class_map.csv")}},
+        backgrounds={"source": "folder", "folder": str(tiny_sources / "backgrounds")},
+        model_grid=[{"title": "x", "rows": [{"model": "m"}]}],
+    )
+    root = tiny_sources / "narrow"
+    objects = pipeline.prepare_objects(workflow.rule_settings(synthetic, "objects"), root / "objects")
+    assert len(objects) == 3
+    pipeline.prepare_backgrounds(workflow.rule_settings(synthetic, "backgrounds"), root / "backgrounds.csv")
+    shard = root / "synthetic_size.shards/0"
+    compose.compose_shard(
+        "size", 0, 1, root / "objects/objects.csv", root / "backgrounds.csv",
+        workflow.rule_settings(synthetic, "compose", "size"), shard, progress=False,
+    )
+    rows = pipeline.merge(workflow.rule_settings(synthetic, "merge", "size"), "size", [str(shard)], str(root / "objects/objects.csv"), str(root / "synthetic_size"))
+    full = build(tiny_sources, "size", synthetic, 1, tiny_sources / "full/synthetic_size")
+    pd.testing.assert_frame_equal(rows, full)
 
 
 # ----------------------------------------------------------------------------- rules
@@ -398,7 +464,6 @@ def test_rules_build_the_demo_set_and_the_figures(tmp_path):
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     (work / "Snakefile").write_text(
         'configfile: "config.yaml"\n\n\n'
-        "def lookup_config(path, default):\n    return lookup(dpath=path, within=config, default=default)\n\n\n"
         + SYNTHETIC_HELPERS
         + '\n\ninclude: "rules/synthetic.smk"\n\n\n'
         "rule fake_predict:\n"
@@ -428,6 +493,18 @@ def test_rules_build_the_demo_set_and_the_figures(tmp_path):
     )
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "synthetic_compose" not in dry.stdout and "synthetic_fig13_size" in dry.stdout
+    # Figure options and model-grid labels are params of the analyses and figures only: the
+    # prepared sets (and so the predictions on them) stay up to date.
+    config["synthetic"]["figures"]["main_rows"] = 1
+    config["synthetic"]["model_grid"][0]["rows"][1]["label"] = "largest"
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    rerun = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "all_synthetic"], cwd=work, capture_output=True, text=True, timeout=120
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "synthetic_analysis" in rerun.stdout and "synthetic_fig5_location" in rerun.stdout, rerun.stdout
+    for rule in ("synthetic_objects", "synthetic_backgrounds", "synthetic_compose", "synthetic_merge", "fake_predict"):
+        assert rule not in rerun.stdout, rerun.stdout
 
 
 FIGURES_RUN = ["fig5_location", "fig6_rotation_size", "fig12_samples", "fig17_location_75"]
@@ -435,37 +512,13 @@ FIGURE_NAMES = [
     "fig5_location", "fig6_rotation_size", "fig12_samples", "fig13_size",
     "fig14_rotation", "fig15_location", "fig16_location_50", "fig17_location_75",
 ]
-# The get_synthetic_* helpers as rules/common.smk defines them (common.smk itself needs the full config).
-SYNTHETIC_HELPERS = '''
-from oodbench.synthetic import workflow as synthetic_workflow
-
-SYNTHETIC = config.get("synthetic", {})
-
-
-def get_synthetic_object_inputs(wildcards):
-    return synthetic_workflow.object_inputs(SYNTHETIC)
-
-
-def get_synthetic_background_inputs(wildcards):
-    return synthetic_workflow.background_inputs(SYNTHETIC)
-
-
-def get_synthetic_num_shards(wildcards):
-    return synthetic_workflow.num_shards(SYNTHETIC)
-
-
-def get_synthetic_shards(wildcards):
-    return synthetic_workflow.shard_dirs(SYNTHETIC, wildcards.factor)
-
-
-def get_synthetic_analysis_manifest(wildcards):
-    return synthetic_workflow.analysis_manifest(wildcards.variant)
-
-
-def get_synthetic_analysis_logits(wildcards):
-    return sorted(synthetic_workflow.analysis_logits(SYNTHETIC, wildcards.variant).values())
-
-
-def get_synthetic_analysis_logits_by_model(wildcards):
-    return synthetic_workflow.analysis_logits(SYNTHETIC, wildcards.variant)
-'''
+# The synthetic section of rules/common.smk (the whole file needs the full config), with a
+# stand-in for the one helper it calls from elsewhere in that file.
+_COMMON = (REPO / "rules/common.smk").read_text()
+SYNTHETIC_HELPERS = (
+    "from pathlib import Path\n\n"
+    "from oodbench.synthetic import workflow as synthetic_workflow\n\n"
+    'SYNTHETIC = config.get("synthetic", {})\n\n\n'
+    "def stop_unless_dry_run(key, warning, error):\n    raise ValueError(error)\n\n\n"
+    + _COMMON[_COMMON.index("# --- synthetic factor-of-variation sets") : _COMMON.index("\ndef remove_caches")]
+)

@@ -26,17 +26,17 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from oodbench.datasets.manifest import class_members, label_matrix, manifest_digest, read_classes, read_manifest
-from oodbench.metrics import class_scores
+from oodbench.logits_file import read_logits
+from oodbench.metrics import top1_outcomes
 from oodbench.synthetic.grid import GROUP_COLUMNS, FactorSpec, factor_specs
 
 VARIANT_PATTERN = re.compile(r"^(?P<factor>[a-z][a-z0-9]*)(?:_(?P<percent>\d{1,3}))?$")
-CHUNK_ROWS = 65536
 OUTPUT_COLUMNS = [
     "panel", "panel_title", "row", "row_label", "model", "variant", *GROUP_COLUMNS,
     "accuracy", "n", "normalised", "difference",
@@ -73,31 +73,28 @@ def model_grid(synthetic: Mapping) -> pd.DataFrame:
     return pd.DataFrame(records, columns=["panel", "panel_title", "row", "row_label", "model"])
 
 
-def image_correctness(manifest_path: str | os.PathLike, logits_path: str | os.PathLike) -> np.ndarray:
-    """Boolean per manifest row: is the top class (max over member logits) a correct label?"""
-    manifest_path, logits_path = Path(manifest_path), Path(logits_path)
+class ManifestTruth(NamedTuple):
+    """What every model's correctness needs from one manifest, read once per analysis."""
+
+    manifest: pd.DataFrame
+    members: list[list[int]]
+    truth: np.ndarray  # N x K boolean (label_matrix)
+    digest: str
+
+
+def read_manifest_truth(manifest_path: str | os.PathLike) -> ManifestTruth:
+    manifest_path = Path(manifest_path)
     manifest = read_manifest(manifest_path, check_files=False)
-    classes = read_classes(manifest_path.parent / "classes.json")
-    members = class_members(classes)
+    members = class_members(read_classes(manifest_path.parent / "classes.json"))
     truth = label_matrix(manifest["label"], len(members))
-    digest = manifest_digest(manifest_path)
-    correct = np.zeros(len(manifest), dtype=bool)
-    with h5py.File(logits_path, "r") as h5:
-        recorded = h5.attrs.get("manifest_digest")
-        recorded = recorded.decode() if isinstance(recorded, bytes) else recorded
-        if recorded != digest:
-            raise AnalysisError(
-                f"{logits_path} was computed from another manifest (digest {recorded!r}, current {digest!r}); "
-                "rerun its predict job"
-            )
-        logits = h5["logits"]
-        if logits.shape[0] != len(manifest):
-            raise AnalysisError(f"{logits_path}: {logits.shape[0]} rows of logits, {manifest_path} has {len(manifest)}")
-        for start in range(0, len(manifest), CHUNK_ROWS):
-            stop = min(start + CHUNK_ROWS, len(manifest))
-            prediction = class_scores(logits[start:stop].astype(np.float32), members).argmax(axis=1)
-            correct[start:stop] = truth[np.arange(start, stop), prediction]
-    return correct
+    return ManifestTruth(manifest, members, truth, manifest_digest(manifest_path))
+
+
+def image_correctness(inputs: ManifestTruth, logits_path: str | os.PathLike) -> np.ndarray:
+    """Boolean per manifest row: is the top class (max over member logits) a correct label?
+    Logits from another manifest, or with another row count, are refused (``read_logits``)."""
+    logits, _ = read_logits(Path(logits_path), inputs.digest, expected_rows=len(inputs.manifest))
+    return top1_outcomes(logits, inputs.members, inputs.truth)[1]
 
 
 def accuracy_by_group(
@@ -164,6 +161,6 @@ def run_analysis(
     missing = sorted(set(grid["model"]) - set(logits_by_model))
     if missing:
         raise AnalysisError(f"variant {variant!r}: no logits given for model(s) {missing}")
-    manifest = read_manifest(manifest_path, check_files=False)
-    correct = {model: image_correctness(manifest_path, logits_by_model[model]) for model in grid["model"].unique()}
-    return analyse_variant(manifest, correct, specs[factor], grid, variant, min_visible)
+    inputs = read_manifest_truth(manifest_path)
+    correct = {model: image_correctness(inputs, logits_by_model[model]) for model in grid["model"].unique()}
+    return analyse_variant(inputs.manifest, correct, specs[factor], grid, variant, min_visible)

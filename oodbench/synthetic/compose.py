@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from oodbench.datasets import manifest as manifest_io
 from oodbench.synthetic import geometry
-from oodbench.synthetic.grid import FactorSpec, factor_grid, factor_specs, sample_backgrounds
+from oodbench.synthetic.grid import FactorSpec, expected_count, factor_grid, factor_specs, sample_backgrounds
 
 PART_NAME = "part.csv"
 OBJECT_COLUMNS = ("object_id", "class_name", "imagenet", "path")
@@ -239,7 +239,7 @@ def _part_columns() -> list[str]:
 
 
 def _spec(synthetic: Mapping, factor: str) -> FactorSpec:
-    specs = factor_specs(synthetic)
+    specs = factor_specs(synthetic, grid_only=True)
     if factor not in specs:
         raise ComposeError(f"synthetic.factors has no factor {factor!r}; configured: {list(specs)}")
     return specs[factor]
@@ -272,14 +272,14 @@ def _background_loader(root: Path, paths: tuple, size: tuple[int, int]):
 def merge_shards(
     factor: str,
     shard_dirs: Sequence[str | os.PathLike],
-    objects_csv: str | os.PathLike,
+    objects: pd.DataFrame,
     dest_dir: str | os.PathLike,
     dataset: str | None = None,
     source: str = "oodbench synthetic factor-of-variation generator",
 ) -> pd.DataFrame:
-    """One prepared dataset folder (manifest, classes, images, ``.prepared``) from all shards."""
+    """One prepared dataset folder (manifest, classes, images, ``.prepared``) from all shards;
+    ``objects`` is the objects table the shards were composed from (``read_objects``)."""
     dataset = dataset or Path(dest_dir).name
-    objects = read_objects(objects_csv)
     classes = classes_document(objects, dataset, source)
     label_of = {entry["name"]: k for k, entry in enumerate(classes["classes"])}
     parts = [_read_part(Path(d)) for d in shard_dirs]
@@ -326,7 +326,7 @@ def _link_tree(source: Path, target: Path) -> None:
 
 
 def summarise_counts(rows: pd.DataFrame, spec: FactorSpec, num_objects: int, per_object: int) -> dict:
-    grid_total = num_objects * per_object * spec.grid_size
+    grid_total = expected_count(spec, num_objects, per_object)
     return {
         "factor": spec.name,
         "grid_size": spec.grid_size,

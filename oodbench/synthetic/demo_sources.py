@@ -54,15 +54,15 @@ def demo_cutout(photo: Image.Image, max_side: int = MAX_CUTOUT_SIDE) -> Image.Im
     return rgba.crop(rgba.getchannel("A").getbbox())
 
 
-def prepare_demo_objects(objects_dir: str | Path) -> pd.DataFrame:
-    """One cut-out per demo superclass -> ``objects_dir/objects.csv``."""
+def prepare_demo_objects(objects_dir: str | Path, max_side: int = MAX_CUTOUT_SIDE, limit: int | None = None) -> pd.DataFrame:
+    """One cut-out per demo superclass (the first ``limit`` of them) -> ``objects_dir/objects.csv``."""
     from oodbench.datasets.demo import DEMO_SUPERCLASSES, load_demo_photo
 
     objects_dir = Path(objects_dir)
     reset_folder(objects_dir)
     rows = []
-    for spec in DEMO_SUPERCLASSES:
-        cutout = demo_cutout(load_demo_photo(spec.superclass))
+    for spec in DEMO_SUPERCLASSES[:limit]:
+        cutout = demo_cutout(load_demo_photo(spec.superclass), max_side)
         object_id = f"demo-{spec.superclass}"
         relative = f"cutouts/{object_id}.png"
         save_png(cutout, objects_dir / relative)

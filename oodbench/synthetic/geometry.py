@@ -65,11 +65,6 @@ class PlacedObject:
     def visible_fraction(self) -> float:
         return self.visible_mass / self.total_mass if self.total_mass > 0 else 0.0
 
-    @property
-    def area_fraction(self) -> float:
-        width, height = self.canvas_size
-        return self.total_mass / (width * height)
-
 
 def crop_to_alpha(cutout: Image.Image, source: str = "cut-out") -> Image.Image:
     """The RGBA cut-out cropped to the tight bounding box of its non-zero alpha."""

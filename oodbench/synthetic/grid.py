@@ -26,7 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-FACTORS = ("size", "location", "rotation")
+# The keys of a factor entry that decide which images exist (all composition reads); the
+# others (group_by, normalise_quantile) only say how the analysis groups and normalises them.
+GRID_KEYS = ("area_percent", "angle", "position", "min_visible")
 GROUP_COLUMNS = ("area", "x", "y", "angle")
 PLACEMENTS = ("centres", "edges")
 
@@ -96,18 +98,19 @@ def expand_positions(spec, key: str) -> list[tuple[float, float]]:
     )
 
 
-def factor_spec(name: str, entry: Mapping) -> FactorSpec:
-    """Parse ``synthetic.factors.<name>``."""
+def factor_spec(name: str, entry: Mapping, grid_only: bool = False) -> FactorSpec:
+    """Parse ``synthetic.factors.<name>``; ``grid_only``: without the analysis keys (composition
+    reads only ``GRID_KEYS``; the spec then has no ``group_by``)."""
     key = f"factors.{name}"
-    for required in ("area_percent", "angle", "position", "min_visible", "group_by"):
+    for required in GRID_KEYS if grid_only else (*GRID_KEYS, "group_by"):
         if required not in entry:
             raise GridConfigError(f"synthetic.{key}: missing key '{required}'")
     areas = [round(p / 100.0, 10) for p in expand_values(entry["area_percent"], f"{key}.area_percent")]
     if any(not 0 < a for a in areas):
         raise GridConfigError(f"synthetic.{key}.area_percent: areas must be > 0")
-    group_by = tuple(entry["group_by"])
+    group_by = () if grid_only else tuple(entry["group_by"])
     unknown = [c for c in group_by if c not in GROUP_COLUMNS]
-    if unknown or not group_by:
+    if unknown or not (group_by or grid_only):
         raise GridConfigError(f"synthetic.{key}.group_by: expected a non-empty subset of {GROUP_COLUMNS}, got {group_by}")
     min_visible = float(entry["min_visible"])
     if not 0.0 <= min_visible <= 1.0:
@@ -126,12 +129,12 @@ def factor_spec(name: str, entry: Mapping) -> FactorSpec:
     )
 
 
-def factor_specs(synthetic: Mapping) -> dict[str, FactorSpec]:
+def factor_specs(synthetic: Mapping, grid_only: bool = False) -> dict[str, FactorSpec]:
     """All factors of the ``synthetic:`` config block."""
     factors = synthetic.get("factors")
     if not isinstance(factors, Mapping) or not factors:
         raise GridConfigError("synthetic.factors: expected a mapping of factor name -> grid")
-    return {name: factor_spec(name, entry) for name, entry in factors.items()}
+    return {name: factor_spec(name, entry, grid_only) for name, entry in factors.items()}
 
 
 def factor_grid(spec: FactorSpec) -> pd.DataFrame:

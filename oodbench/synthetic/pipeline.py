@@ -85,9 +85,10 @@ def prepare_backgrounds(synthetic: Mapping, table_path: str | os.PathLike) -> pd
 
 
 def merge(synthetic: Mapping, factor: str, shard_dirs: Sequence[str], objects_csv: str, dest_dir: str) -> pd.DataFrame:
-    rows = compose.merge_shards(factor, shard_dirs, objects_csv, dest_dir)
-    num_objects = len(compose.read_objects(objects_csv))
-    summary = compose.summarise_counts(rows, factor_specs(synthetic)[factor], num_objects, int(synthetic.get("backgrounds_per_object", 2)))
+    objects = compose.read_objects(objects_csv)
+    rows = compose.merge_shards(factor, shard_dirs, objects, dest_dir)
+    spec = factor_specs(synthetic, grid_only=True)[factor]
+    summary = compose.summarise_counts(rows, spec, len(objects), int(synthetic.get("backgrounds_per_object", 2)))
     log.info("synthetic_%s counts: %s", factor, summary)
     return rows
 

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from oodbench.atomic import write_csv
+from oodbench.atomic import replacing, write_csv
 from oodbench.synthetic.geometry import crop_to_alpha
 
 OBJECTS_NAME = "objects.csv"
@@ -97,10 +97,8 @@ def safe_id(text: str) -> str:
 
 
 def save_png(cutout: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    cutout.save(tmp, "PNG", compress_level=6)
-    os.replace(tmp, path)
+    with replacing(path, suffix=".png") as tmp:
+        cutout.save(tmp, "PNG", compress_level=6)
 
 
 def object_row(object_id: str, class_name: str, imagenet: Sequence[int], path: str, cutout: Image.Image, **extra) -> dict:

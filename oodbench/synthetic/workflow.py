@@ -6,29 +6,28 @@ importable and unit-tested.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 from oodbench.synthetic.analysis import model_grid, parse_variant
+from oodbench.synthetic.grid import GRID_KEYS
+from oodbench.synthetic.sources import openimages_metadata_files
 
-SOURCES_DIR = "data/synthetic_sources"
-OBJECTS_TABLE = f"{SOURCES_DIR}/objects/objects.csv"
-BACKGROUNDS_TABLE = f"{SOURCES_DIR}/backgrounds.csv"
-OPENIMAGES_DIR = f"{SOURCES_DIR}/openimages"
-OPENIMAGES_SELECTION = f"{OPENIMAGES_DIR}/selection.csv"
+OPENIMAGES_SELECTION = "data/synthetic_sources/openimages/selection.csv"
 FIGURES = (
     "fig5_location", "fig6_rotation_size", "fig12_samples", "fig13_size",
     "fig14_rotation", "fig15_location", "fig16_location_50", "fig17_location_75",
 )
-# The analysis tables each figure draws.
-FIGURE_VARIANTS = {
-    "fig5_location": ["location"],
-    "fig6_rotation_size": ["rotation", "size"],
-    "fig13_size": ["size"],
-    "fig14_rotation": ["rotation"],
-    "fig15_location": ["location"],
-    "fig16_location_50": ["location_50"],
-    "fig17_location_75": ["location_75"],
-}
+# Inputs of the object job that the user supplies (checked at DAG-build time), by config key.
+USER_OBJECT_INPUTS = {"folder": "synthetic.objects.folder.path", "class_map": "synthetic.objects.folder.class_map"}
+USER_BACKGROUNDS_KEY = "synthetic.backgrounds.folder"
+# The keys of the synthetic block that the jobs read (see rule_settings): a rule's params hold
+# only its own, so that editing, say, a figure option does not rerun the composition (params
+# are a rerun trigger, and a rewritten manifest reruns every predict job on it).
+COMPOSE_KEYS = ("canvas", "seed", "backgrounds_per_object", "area_basis", "image_format", "jpeg_quality")
+# objects.openimages: read when choosing the objects / when downloading and cutting them out.
+SELECT_KEYS = ("splits", "class_map", "min_predicted_iou", "max_per_class", "exclude", "drop_flags")
+CUTOUT_KEYS = ("checksums", "class_map", "min_mask_pixels")
 
 
 def dataset_name(factor: str) -> str:
@@ -74,13 +73,50 @@ def analysis_manifest(variant: str) -> str:
     return f"data/{dataset_name(factor)}/manifest.csv"
 
 
-def figure_inputs(figure: str) -> list[str]:
-    """Analysis tables of a figure (Figure 12 reads manifests instead: see sample_manifests)."""
-    return [f"results/analysis/synthetic_{variant}.csv" for variant in FIGURE_VARIANTS.get(figure, [])]
+def _pick(mapping: Mapping, keys) -> dict:
+    """The present ``keys`` of ``mapping``, deep-copied (params must not alias the config)."""
+    return {key: copy.deepcopy(mapping[key]) for key in keys if key in mapping}
 
 
-def sample_manifests(synthetic: Mapping) -> list[str]:
-    return [f"data/{dataset_name(factor)}/.prepared" for factor in synthetic["factors"]]
+def rule_settings(synthetic: Mapping, rule: str, factor: str | None = None) -> dict:
+    """The part of the ``synthetic:`` block that ``rule``'s job reads, in the block's own shape.
+
+    ``rule``: ``openimages_select``, ``objects``, ``backgrounds``, ``compose`` and ``merge``
+    (these two per ``factor``), ``analysis`` (per factor or variant, e.g. ``location_75``; with
+    the model grid) or ``figure``.
+    """
+    if rule == "openimages_select":
+        openimages = synthetic["objects"]["openimages"]
+        picked = _pick(openimages, SELECT_KEYS)
+        files = openimages_metadata_files(openimages)
+        picked["urls"] = _pick(openimages["urls"], ("class_descriptions", "segmentation"))
+        picked["urls"]["boxes"] = _pick(openimages["urls"]["boxes"], openimages["splits"])
+        picked["checksums"] = _pick(openimages.get("checksums") or {}, files.values())
+        return {"objects": {"openimages": picked}}
+    if rule == "objects":
+        objects = synthetic["objects"]
+        picked = {"source": objects["source"]}
+        if objects["source"] == "folder":
+            picked["folder"] = _pick(objects["folder"], ("path", "class_map"))
+        elif objects["source"] == "openimages":
+            openimages = objects["openimages"]
+            picked["openimages"] = {**_pick(openimages, CUTOUT_KEYS), "urls": _pick(openimages["urls"], ("masks", "image"))}
+        return {"objects": picked}
+    if rule == "backgrounds":
+        backgrounds = synthetic["backgrounds"]
+        # the demo backgrounds' noise is seeded; a folder of photos is only validated
+        keys = ("canvas", "seed") if backgrounds["source"] == "demo" else ("canvas",)
+        return {**_pick(synthetic, keys), "backgrounds": copy.deepcopy(backgrounds)}
+    if rule in ("compose", "merge", "analysis"):
+        factor, _ = parse_variant(factor)
+        entry = synthetic["factors"][factor]
+        if rule == "analysis":
+            return {"factors": {factor: copy.deepcopy(entry)}, "model_grid": copy.deepcopy(synthetic["model_grid"])}
+        keys = COMPOSE_KEYS if rule == "compose" else ("backgrounds_per_object",)
+        return {**_pick(synthetic, keys), "factors": {factor: _pick(entry, GRID_KEYS)}}
+    if rule == "figure":
+        return _pick(synthetic, ("figures",))
+    raise ValueError(f"rule_settings: unknown synthetic rule {rule!r}")
 
 
 def figure_outputs() -> list[str]:
